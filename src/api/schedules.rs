@@ -1,0 +1,274 @@
+//! Provides the `/v1/schedules` handlers: parse the request, hand the command to
+//! [`Commands`] or read the store, and answer with a view.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::input::{json_body, param, query, read_body};
+use super::views::{ListView, RunSummaryView, ScheduleSummaryView, ScheduleView};
+use super::AppState;
+use crate::commands::CommandError;
+use crate::domain::ids::format_instant;
+use crate::domain::validation::ScheduleBody;
+use crate::domain::RunStatus;
+use crate::store::paging::{clamp_limit, Cursor};
+use crate::store::{runs, schedules};
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Validation(details) => ApiError::Validation(details),
+            CommandError::NameTaken(name) => {
+                ApiError::Conflict(format!("a schedule named {name:?} already exists"))
+            }
+            CommandError::NotFound => ApiError::NotFound("schedule not found".into()),
+            CommandError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Rejects ids that cannot exist before touching the database.
+fn schedule_id(path: web::Path<String>) -> Result<String, ApiError> {
+    let id = path.into_inner();
+    if id.starts_with("sch_")
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        Ok(id)
+    } else {
+        Err(ApiError::NotFound("schedule not found".into()))
+    }
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: ScheduleBody = json_body(&req, payload).await?;
+    let record = state.commands.create(body).await?;
+    tracing::info!(schedule_id = %record.id, name = %record.spec.name, "schedule created");
+    Ok(HttpResponse::Created().json(ScheduleView::from(&record)))
+}
+
+pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = query(&req, &["enabled", "limit", "cursor"])?;
+    let enabled = match param(&q, "enabled") {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "enabled must be true or false (got {other:?})"
+            )))
+        }
+    };
+    let cursor = cursor_param(&q)?;
+    let limit = clamp_limit(param(&q, "limit"));
+    let page = state
+        .store
+        .run(move |conn| schedules::list(conn, enabled, cursor.as_ref(), limit))
+        .await?;
+    Ok(HttpResponse::Ok().json(ListView {
+        items: page.items.iter().map(ScheduleSummaryView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+pub fn cursor_param(q: &[(String, String)]) -> Result<Option<Cursor>, ApiError> {
+    match param(q, "cursor") {
+        None | Some("") => Ok(None),
+        Some(c) => Cursor::decode(c)
+            .map(Some)
+            .ok_or_else(|| ApiError::BadRequest("cursor is not valid".into())),
+    }
+}
+
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = schedule_id(path)?;
+    let record = state
+        .store
+        .run(move |conn| schedules::find(conn, &id))
+        .await
+        .map_err(CommandError::from)?;
+    Ok(HttpResponse::Ok().json(ScheduleView::from(&record)))
+}
+
+pub async fn replace(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = schedule_id(path)?;
+    let body: ScheduleBody = json_body(&req, payload).await?;
+    let record = state.commands.replace(id, body).await?;
+    Ok(HttpResponse::Ok().json(ScheduleView::from(&record)))
+}
+
+pub async fn patch(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = schedule_id(path)?;
+    let body: ScheduleBody = json_body(&req, payload).await?;
+    let record = state.commands.patch(id, body).await?;
+    Ok(HttpResponse::Ok().json(ScheduleView::from(&record)))
+}
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = schedule_id(path)?;
+    state.commands.delete(id.clone()).await?;
+    tracing::info!(schedule_id = %id, "schedule deleted");
+    Ok(HttpResponse::Ok().json(json!({"deleted": true, "id": id})))
+}
+
+pub async fn pause(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = schedule_id(path)?;
+    let r = state.commands.pause(id).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "id": r.id,
+        "enabled": false,
+        "paused_at": r.paused_at.map(format_instant),
+    })))
+}
+
+pub async fn resume(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = schedule_id(path)?;
+    let r = state.commands.resume(id).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "id": r.id,
+        "enabled": true,
+        "paused_at": null,
+        "next_run_at": r.next_run_at.map(format_instant),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerBody {
+    reason: Option<String>,
+}
+
+pub async fn trigger(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = schedule_id(path)?;
+    let bytes = read_body(&req, &mut payload).await?;
+    let blank = || ApiError::BadRequest("reason is required and must not be blank".into());
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(blank());
+    }
+    let body: TriggerBody = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let reason = body
+        .reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .ok_or_else(blank)?;
+    if reason.chars().count() > 1000 {
+        return Err(ApiError::BadRequest(
+            "reason must be at most 1000 characters".into(),
+        ));
+    }
+    let run = state.commands.trigger(id, reason).await?;
+    tracing::info!(schedule_id = %run.schedule_id, run_id = %run.id, "manual run triggered");
+    Ok(HttpResponse::Ok().json(json!({
+        "run_id": run.id,
+        "schedule_id": run.schedule_id,
+        "occurrence_key": run.occurrence_key,
+        "status": run.status,
+        "created_at": format_instant(run.created_at),
+    })))
+}
+
+pub async fn upcoming(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = schedule_id(path)?;
+    let q = query(&req, &["count"])?;
+    let count = match param(&q, "count") {
+        None => 10,
+        Some(c) => match c.trim().parse::<i64>() {
+            Ok(n) if (1..=100).contains(&n) => n as usize,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "count must be an integer from 1 to 100 (got {c:?})"
+                )))
+            }
+        },
+    };
+    let record = state
+        .store
+        .run(move |conn| schedules::find(conn, &id))
+        .await
+        .map_err(CommandError::from)?;
+    let items: Vec<String> = match record.next_run_at {
+        Some(next) if record.paused_at.is_none() => {
+            let after = next - chrono::Duration::microseconds(1);
+            record
+                .spec
+                .cadence
+                .upcoming(record.spec.timezone, &record.spec.bounds(), after, count)
+                .into_iter()
+                .map(format_instant)
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+pub async fn runs(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = schedule_id(path)?;
+    let q = query(&req, &["status", "limit", "cursor"])?;
+    let status = status_param(&q)?;
+    let cursor = cursor_param(&q)?;
+    let limit = clamp_limit(param(&q, "limit"));
+    let page = state
+        .store
+        .run(move |conn| {
+            schedules::find(conn, &id)?;
+            runs::list(conn, Some(&id), status, cursor.as_ref(), limit)
+        })
+        .await
+        .map_err(CommandError::from)?;
+    Ok(HttpResponse::Ok().json(ListView {
+        items: page.items.into_iter().map(RunSummaryView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+pub fn status_param(q: &[(String, String)]) -> Result<Option<RunStatus>, ApiError> {
+    param(q, "status")
+        .map(|s| {
+            s.parse::<RunStatus>()
+                .map_err(|m| ApiError::BadRequest(format!("status {m}")))
+        })
+        .transpose()
+}

@@ -1,0 +1,262 @@
+//! Provides the JSON shapes of API.md (Schedule, ScheduleSummary, Run, RunSummary,
+//! Receipt) built from store rows with `From`; rows themselves are never serialised.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::domain::validation::{body_of, CadenceBody};
+use crate::domain::{Policy, RetryPolicy, Target, TargetKind};
+use crate::store::runs::{ReceiptRow, RunRow};
+use crate::store::schedules::ScheduleRecord;
+
+/// Timestamps are RFC 3339 UTC with `Z`.
+mod instant {
+    use chrono::{DateTime, Utc};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::domain::ids::format_instant(*t))
+    }
+
+    pub mod option {
+        use super::*;
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScheduleView {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub timezone: String,
+    pub schedule: CadenceBody,
+    pub target: Target,
+    pub policy: Policy,
+    pub retry: RetryPolicy,
+    #[serde(with = "instant::option")]
+    pub start_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant::option")]
+    pub end_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant::option")]
+    pub paused_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant::option")]
+    pub next_run_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant::option")]
+    pub last_run_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "instant")]
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Value>,
+}
+
+fn cadence_of(r: &ScheduleRecord) -> CadenceBody {
+    body_of(&r.spec).schedule.flatten().unwrap_or_default()
+}
+
+impl From<&ScheduleRecord> for ScheduleView {
+    fn from(r: &ScheduleRecord) -> Self {
+        ScheduleView {
+            id: r.id.clone(),
+            name: r.spec.name.clone(),
+            enabled: r.spec.enabled,
+            timezone: r.spec.timezone.name().to_string(),
+            schedule: cadence_of(r),
+            target: r.spec.target.clone(),
+            policy: r.spec.policy,
+            retry: r.spec.retry,
+            start_at: r.spec.start_at,
+            end_at: r.spec.end_at,
+            paused_at: r.paused_at,
+            next_run_at: r.next_run_at,
+            last_run_at: r.last_run_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            actor: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScheduleSummaryView {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub timezone: String,
+    pub schedule: CadenceBody,
+    pub target_kind: TargetKind,
+    #[serde(with = "instant::option")]
+    pub paused_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant::option")]
+    pub next_run_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant::option")]
+    pub last_run_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "instant")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&ScheduleRecord> for ScheduleSummaryView {
+    fn from(r: &ScheduleRecord) -> Self {
+        ScheduleSummaryView {
+            id: r.id.clone(),
+            name: r.spec.name.clone(),
+            enabled: r.spec.enabled,
+            timezone: r.spec.timezone.name().to_string(),
+            schedule: cadence_of(r),
+            target_kind: r.spec.target.kind(),
+            paused_at: r.paused_at,
+            next_run_at: r.next_run_at,
+            last_run_at: r.last_run_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+fn duration_ms(r: &RunRow) -> Option<i64> {
+    match (r.started_at, r.finished_at) {
+        (Some(s), Some(f)) => Some((f - s).num_milliseconds().max(0)),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunView {
+    pub id: String,
+    pub schedule_id: String,
+    pub occurrence_key: String,
+    #[serde(with = "instant")]
+    pub nominal_time: DateTime<Utc>,
+    #[serde(with = "instant")]
+    pub due_time: DateTime<Utc>,
+    pub status: String,
+    pub attempt: i32,
+    pub claimed_by_worker_id: Option<String>,
+    #[serde(with = "instant::option")]
+    pub claim_expires_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant::option")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant::option")]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub http_status_code: Option<i32>,
+    pub exit_code: Option<i32>,
+    pub result_json: Option<Value>,
+    pub error_text: Option<String>,
+    #[serde(with = "instant::option")]
+    pub retry_available_at: Option<DateTime<Utc>>,
+    pub trigger_reason: Option<String>,
+    #[serde(with = "instant")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "instant")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<RunRow> for RunView {
+    fn from(r: RunRow) -> Self {
+        RunView {
+            duration_ms: duration_ms(&r),
+            id: r.id,
+            schedule_id: r.schedule_id,
+            occurrence_key: r.occurrence_key,
+            nominal_time: r.nominal_time,
+            due_time: r.due_time,
+            status: r.status,
+            attempt: r.attempt,
+            claimed_by_worker_id: r.claimed_by_worker_id,
+            claim_expires_at: r.claim_expires_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            http_status_code: r.http_status_code,
+            exit_code: r.exit_code,
+            result_json: r.result_json,
+            error_text: r.error_text,
+            retry_available_at: r.retry_available_at,
+            trigger_reason: r.trigger_reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunSummaryView {
+    pub id: String,
+    pub schedule_id: String,
+    pub occurrence_key: String,
+    #[serde(with = "instant")]
+    pub nominal_time: DateTime<Utc>,
+    pub status: String,
+    pub attempt: i32,
+    #[serde(with = "instant::option")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant::option")]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    #[serde(with = "instant")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "instant")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<RunRow> for RunSummaryView {
+    fn from(r: RunRow) -> Self {
+        RunSummaryView {
+            duration_ms: duration_ms(&r),
+            id: r.id,
+            schedule_id: r.schedule_id,
+            occurrence_key: r.occurrence_key,
+            nominal_time: r.nominal_time,
+            status: r.status,
+            attempt: r.attempt,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReceiptView {
+    pub id: String,
+    pub run_id: String,
+    pub receipt_kind: String,
+    pub content_type: String,
+    pub body: String,
+    #[serde(with = "instant")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ReceiptRow> for ReceiptView {
+    fn from(r: ReceiptRow) -> Self {
+        ReceiptView {
+            id: r.id,
+            run_id: r.run_id,
+            receipt_kind: r.receipt_kind,
+            content_type: r.content_type,
+            body: r.body,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// `{"items": [...], "next_cursor": ...}`.
+#[derive(Debug, Serialize)]
+pub struct ListView<T: Serialize> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}

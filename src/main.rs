@@ -1,0 +1,78 @@
+//! The `wakeplane` binary: `serve` (the default) runs the API and scheduler, `migrate`
+//! applies the schema. Thin: parsing the command line, then one call into the library.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use wakeplane::config::Config;
+use wakeplane::executors::WorkflowRegistry;
+use wakeplane::startup::{migrate_with_patience, Application, Database};
+use wakeplane::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "wakeplane",
+    version,
+    about = "A durable scheduling control plane"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and the scheduler (default). Starts a private PostgreSQL in
+    /// WAKEPLANE_DATA_DIR when DATABASE_URL is unset.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wakeplane: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    wakeplane::telemetry::init(config.log_format);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config),
+        Command::Migrate => migrate(config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "wakeplane stopped with an error");
+            eprintln!("wakeplane: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(config: Config) -> anyhow::Result<()> {
+    let db = Database::resolve(&config)?;
+    let store = Store::new(&db.url, 2);
+    let n = migrate_with_patience(&store, Duration::from_secs(60))?;
+    println!("applied {n} migration(s)");
+    Ok(())
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let db = Database::resolve(&config)?;
+    let store = Store::new(&db.url, config.db_pool_size);
+    let applied = migrate_with_patience(&store, Duration::from_secs(60))?;
+    tracing::info!(applied, database = %store.location(), "database ready");
+    let system = actix_web::rt::System::new();
+    system.block_on(async move {
+        let app = Application::build(&config, store, WorkflowRegistry::with_builtins()).await?;
+        app.run_until_stopped().await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    drop(db);
+    Ok(())
+}

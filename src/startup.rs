@@ -1,0 +1,115 @@
+//! Provides `Application`: builds the store connection, the HTTP server (bound by itself,
+//! so tests pass port 0) and everything they share, and runs them until stopped.
+//!
+//! `main` and the integration tests start exactly this; nothing here parses the CLI.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use chrono::Utc;
+use tracing_actix_web::TracingLogger;
+
+use crate::api::{self, AppState};
+use crate::commands::Commands;
+use crate::config::Config;
+use crate::executors::WorkflowRegistry;
+use crate::pg::PgCluster;
+use crate::store::{self, Store, StoreError};
+
+/// Where the database is: given by `DATABASE_URL`, or a private cluster we own.
+pub struct Database {
+    pub url: String,
+    /// Kept alive for as long as the database is used; stopped on drop.
+    pub cluster: Option<PgCluster>,
+}
+
+impl Database {
+    /// Uses `DATABASE_URL`, or starts (first time: creates) the private cluster in
+    /// `WAKEPLANE_DATA_DIR` and its `wakeplane` database. Blocking.
+    pub fn resolve(config: &Config) -> anyhow::Result<Database> {
+        if let Some(url) = &config.database_url {
+            return Ok(Database {
+                url: url.clone(),
+                cluster: None,
+            });
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            )
+        })?;
+        let cluster = PgCluster::start(&config.data_dir)?;
+        store::ensure_database(&cluster.url("postgres"), "wakeplane")?;
+        Ok(Database {
+            url: cluster.url("wakeplane"),
+            cluster: Some(cluster),
+        })
+    }
+}
+
+/// Applies migrations, waiting up to `patience` for the database to come up. Blocking.
+pub fn migrate_with_patience(store: &Store, patience: Duration) -> Result<usize, StoreError> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match store.migrate() {
+            Err(StoreError::Unavailable(cause)) if std::time::Instant::now() < deadline => {
+                tracing::warn!(%cause, "database not reachable yet; retrying migrations");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A built, listening application.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `config.http_addr` and wires the app over `store` (already migrated).
+    pub async fn build(
+        config: &Config,
+        store: Store,
+        workflows: WorkflowRegistry,
+    ) -> anyhow::Result<Application> {
+        let _ = &workflows;
+        let listener = TcpListener::bind(&config.http_addr)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_addr))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            commands: Commands::new(store.clone()),
+            store,
+            node_id: config.worker_id.clone(),
+            started_at: Utc::now(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .configure(api::configure)
+        })
+        .listen(listener)?
+        .shutdown_timeout(5)
+        .run();
+        tracing::info!(addr = %config.http_addr, port, "wakeplane listening");
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM or the handle).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,281 @@
+//! Provides wakeplane's PostgreSQL store: the diesel schema, row types, queries, the r2d2
+//! pool and the embedded migrations.
+//!
+//! Queries are small functions on `&mut PgConnection` next to their rows, so callers pick
+//! the transaction. Every blocking call runs through [`Store::run`] on the blocking pool,
+//! never on an actix event loop. This module knows nothing about HTTP or actors.
+
+pub mod leases;
+pub mod paging;
+pub mod runs;
+pub mod schedules;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::PgConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+/// The migrations in `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Serialises concurrent migration runs from several nodes.
+const MIGRATION_LOCK_KEY: i64 = 0x7761_6b65_706c_616e; // "wakeplan"
+
+/// The current instant at the database's precision (microseconds), so what an API call
+/// returns equals what a later read returns.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}
+
+/// Errors of the store layer. `Unavailable` means "retry later, nothing was written".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("not found")]
+    NotFound,
+    #[error("unique constraint {0} violated")]
+    Conflict(String),
+    #[error("stored row is invalid: {0}")]
+    Corrupt(String),
+    #[error("query failed: {0}")]
+    Query(DieselError),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("blocking task failed: {0}")]
+    Task(String),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        match e {
+            DieselError::NotFound => StoreError::NotFound,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                StoreError::Conflict(info.constraint_name().unwrap_or("unknown").to_string())
+            }
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => StoreError::Unavailable(info.message().to_string()),
+            DieselError::DatabaseError(kind, info) if is_connection_message(info.message()) => {
+                let _ = kind;
+                StoreError::Unavailable(info.message().to_string())
+            }
+            DieselError::BrokenTransactionManager => {
+                StoreError::Unavailable("connection lost inside a transaction".into())
+            }
+            other => StoreError::Query(other),
+        }
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+fn is_connection_message(m: &str) -> bool {
+    let m = m.to_ascii_lowercase();
+    [
+        "server closed the connection",
+        "terminating connection",
+        "no connection to the server",
+        "connection refused",
+        "could not connect",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "could not receive data",
+        "could not send data",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
+}
+
+/// Sets per-connection limits when r2d2 opens a connection.
+#[derive(Debug)]
+struct ConnectionSetup;
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for ConnectionSetup {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(
+            "SET statement_timeout = '30s'; SET application_name = 'wakeplane'; SET TIME ZONE 'UTC';",
+        )
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// The connection pool plus where the data lives (for `/v1/status`). Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+    location: String,
+}
+
+impl Store {
+    /// Builds the pool without connecting, so a server can start while the database is
+    /// still coming up; `pool_size` connections at most, 3 s to get one before `Unavailable`.
+    pub fn new(database_url: &str, pool_size: u32) -> Store {
+        let manager = ConnectionManager::<PgConnection>::new(database_url);
+        let pool = Pool::builder()
+            .max_size(pool_size.max(1))
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(3))
+            .test_on_check_out(true)
+            .connection_customizer(Box::new(ConnectionSetup))
+            .build_unchecked(manager);
+        Store {
+            pool,
+            location: redact_url(database_url),
+        }
+    }
+
+    /// Where the data lives, never with a password.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// `(size, idle)` of the pool.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool.state();
+        (s.connections, s.idle_connections)
+    }
+
+    /// Runs blocking database work on the blocking pool, in the caller's span. The
+    /// closure's error type only needs to absorb `StoreError` (pool and task failures).
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get().map_err(StoreError::from)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+    }
+
+    /// Blocking variant for code that is already off the event loop (CLI `migrate`, tests).
+    pub fn run_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut PgConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.pool.get()?;
+        f(&mut conn)
+    }
+
+    /// Applies pending migrations under an advisory lock (safe with several nodes).
+    pub fn migrate(&self) -> Result<usize, StoreError> {
+        self.run_blocking(run_migrations)
+    }
+
+    /// `true` when a trivial query succeeds.
+    pub async fn ping(&self) -> bool {
+        self.run(|conn| conn.batch_execute("SELECT 1").map_err(StoreError::from))
+            .await
+            .is_ok()
+    }
+}
+
+/// Applies pending migrations on one connection under an advisory lock.
+pub fn run_migrations(conn: &mut PgConnection) -> Result<usize, StoreError> {
+    conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+    let result = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|applied| applied.len())
+        .map_err(|e| StoreError::Migration(e.to_string()));
+    conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+    result
+}
+
+/// Strips the password from a URL for display.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{user}@{host}")
+        }
+        None => authority.to_string(),
+    };
+    let tail = tail
+        .split('&')
+        .map(|part| {
+            if part.trim_start_matches('?').starts_with("password=") {
+                let q = if part.starts_with('?') { "?" } else { "" };
+                format!("{q}password=***")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{scheme}://{authority}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_shown() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/wakeplane"),
+            "postgres://app@db:5432/wakeplane"
+        );
+        assert_eq!(
+            redact_url("postgres://db/w?user=a&password=x"),
+            "postgres://db/w?user=a&password=***"
+        );
+        assert_eq!(
+            redact_url("postgres:///w?host=/tmp/s"),
+            "postgres:///w?host=/tmp/s"
+        );
+    }
+}
+
+/// Creates database `name` on the server at `admin_url` unless it exists.
+pub fn ensure_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
+    use diesel::Connection;
+    use diesel::RunQueryDsl;
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(StoreError::Migration(format!(
+            "invalid database name {name:?}"
+        )));
+    }
+    let mut conn =
+        PgConnection::establish(admin_url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let exists: i64 = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"
+    ))
+    .get_result::<CountRow>(&mut conn)?
+    .n;
+    if exists == 0 {
+        conn.batch_execute(&format!("CREATE DATABASE {name}"))?;
+    }
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}

@@ -1,0 +1,213 @@
+//! Provides the run ledger: `schedule_runs`, `execution_receipts` and `dead_letters` rows
+//! and their queries.
+//!
+//! Materialisation is idempotent on `(occurrence_key, attempt)`: inserting a run that
+//! already exists does nothing and says so. Terminal runs are never updated here.
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::count_star;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+
+use super::paging::{page_from, Cursor, Page};
+use super::schema::{dead_letters, execution_receipts, schedule_runs};
+use super::StoreError;
+use crate::domain::ids;
+use crate::domain::RunStatus;
+
+/// One row of `schedule_runs`.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = schedule_runs, check_for_backend(Pg))]
+pub struct RunRow {
+    pub id: String,
+    pub schedule_id: String,
+    pub occurrence_key: String,
+    pub nominal_time: DateTime<Utc>,
+    pub due_time: DateTime<Utc>,
+    pub status: String,
+    pub attempt: i32,
+    pub claimed_by_worker_id: Option<String>,
+    pub claim_expires_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub http_status_code: Option<i32>,
+    pub exit_code: Option<i32>,
+    pub result_json: Option<serde_json::Value>,
+    pub error_text: Option<String>,
+    pub retry_available_at: Option<DateTime<Utc>>,
+    pub trigger_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl RunRow {
+    /// A new run row in `status`, due at `due_time`; everything else empty.
+    pub fn new(
+        schedule_id: &str,
+        occurrence_key: String,
+        nominal_time: DateTime<Utc>,
+        due_time: DateTime<Utc>,
+        status: RunStatus,
+        attempt: i32,
+        now: DateTime<Utc>,
+    ) -> RunRow {
+        RunRow {
+            id: ids::run_id(),
+            schedule_id: schedule_id.to_string(),
+            occurrence_key,
+            nominal_time,
+            due_time,
+            status: status.as_str().to_string(),
+            attempt,
+            claimed_by_worker_id: None,
+            claim_expires_at: None,
+            started_at: None,
+            finished_at: None,
+            http_status_code: None,
+            exit_code: None,
+            result_json: None,
+            error_text: None,
+            retry_available_at: None,
+            trigger_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The parsed status (a stored unknown status is corruption).
+    pub fn status(&self) -> Result<RunStatus, StoreError> {
+        self.status
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("run {}: {e}", self.id)))
+    }
+}
+
+/// One row of `execution_receipts`.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = execution_receipts, check_for_backend(Pg))]
+pub struct ReceiptRow {
+    pub id: String,
+    pub run_id: String,
+    pub receipt_kind: String,
+    pub content_type: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One row of `dead_letters`.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = dead_letters, check_for_backend(Pg))]
+pub struct DeadLetterRow {
+    pub id: String,
+    pub run_id: String,
+    pub schedule_id: String,
+    pub occurrence_key: String,
+    pub attempt: i32,
+    pub reason: String,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Inserts the run unless `(occurrence_key, attempt)` exists; `true` when inserted.
+pub fn insert_if_absent(conn: &mut PgConnection, run: &RunRow) -> Result<bool, StoreError> {
+    let n = diesel::insert_into(schedule_runs::table)
+        .values(run)
+        .on_conflict((schedule_runs::occurrence_key, schedule_runs::attempt))
+        .do_nothing()
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn find(conn: &mut PgConnection, id: &str) -> Result<RunRow, StoreError> {
+    Ok(schedule_runs::table
+        .find(id)
+        .select(RunRow::as_select())
+        .first(conn)?)
+}
+
+/// One page of runs, newest first, optionally for one schedule and/or status.
+pub fn list(
+    conn: &mut PgConnection,
+    schedule_id: Option<&str>,
+    status: Option<RunStatus>,
+    cursor: Option<&Cursor>,
+    limit: i64,
+) -> Result<Page<RunRow>, StoreError> {
+    let mut q = schedule_runs::table
+        .select(RunRow::as_select())
+        .into_boxed();
+    if let Some(s) = schedule_id {
+        q = q.filter(schedule_runs::schedule_id.eq(s.to_string()));
+    }
+    if let Some(s) = status {
+        q = q.filter(schedule_runs::status.eq(s.as_str()));
+    }
+    if let Some(c) = cursor {
+        q = q.filter(
+            schedule_runs::created_at
+                .lt(c.created_at)
+                .or(schedule_runs::created_at
+                    .eq(c.created_at)
+                    .and(schedule_runs::id.lt(c.id.clone()))),
+        );
+    }
+    let rows = q
+        .order((schedule_runs::created_at.desc(), schedule_runs::id.desc()))
+        .limit(limit + 1)
+        .load(conn)?;
+    Ok(page_from(rows, limit, |r| Cursor {
+        created_at: r.created_at,
+        id: r.id.clone(),
+    }))
+}
+
+/// A run's receipts, oldest first.
+pub fn receipts(conn: &mut PgConnection, run_id: &str) -> Result<Vec<ReceiptRow>, StoreError> {
+    Ok(execution_receipts::table
+        .filter(execution_receipts::run_id.eq(run_id))
+        .select(ReceiptRow::as_select())
+        .order((
+            execution_receipts::created_at.asc(),
+            execution_receipts::id.asc(),
+        ))
+        .load(conn)?)
+}
+
+pub fn insert_receipts(conn: &mut PgConnection, rows: &[ReceiptRow]) -> Result<(), StoreError> {
+    if !rows.is_empty() {
+        diesel::insert_into(execution_receipts::table)
+            .values(rows)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A schedule's dead letters, newest first.
+pub fn dead_letters_of(
+    conn: &mut PgConnection,
+    schedule_id: &str,
+) -> Result<Vec<DeadLetterRow>, StoreError> {
+    Ok(dead_letters::table
+        .filter(dead_letters::schedule_id.eq(schedule_id))
+        .select(DeadLetterRow::as_select())
+        .order(dead_letters::created_at.desc())
+        .load(conn)?)
+}
+
+/// Run counts by status, plus the number of dead-letter rows.
+pub fn counts_by_status(
+    conn: &mut PgConnection,
+) -> Result<(Vec<(RunStatus, i64)>, i64), StoreError> {
+    let rows: Vec<(String, i64)> = schedule_runs::table
+        .group_by(schedule_runs::status)
+        .select((schedule_runs::status, count_star()))
+        .load(conn)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (s, n) in rows {
+        if let Ok(status) = s.parse() {
+            out.push((status, n));
+        }
+    }
+    let dead = dead_letters::table.count().get_result(conn)?;
+    Ok((out, dead))
+}

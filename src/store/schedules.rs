@@ -1,0 +1,359 @@
+//! Provides the `schedules` table: its row type, the conversion to and from the domain's
+//! `ScheduleSpec`, and the queries on it.
+//!
+//! Text columns map to domain enums in exactly one place (`TryFrom<ScheduleRow>`); a row
+//! that does not parse is `Corrupt`, never silently defaulted.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+
+use super::paging::{page_from, Cursor, Page};
+use super::schema::schedules;
+use super::StoreError;
+use crate::domain::{Cadence, CronExpr, Policy, RetryPolicy, ScheduleSpec, Target};
+
+/// One row of `schedules`, exactly as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = schedules, check_for_backend(Pg), treat_none_as_null = true)]
+pub struct ScheduleRow {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub timezone: String,
+    pub schedule_kind: String,
+    pub cron_expr: Option<String>,
+    pub every_seconds: Option<i64>,
+    pub anchor_at: Option<DateTime<Utc>>,
+    pub once_at: Option<DateTime<Utc>>,
+    pub target_kind: String,
+    pub target: serde_json::Value,
+    pub overlap_policy: String,
+    pub misfire_policy: String,
+    pub timeout_seconds: i32,
+    pub max_concurrency: i32,
+    pub retry_max_attempts: i32,
+    pub retry_strategy: String,
+    pub retry_initial_delay_seconds: i32,
+    pub retry_max_delay_seconds: i32,
+    pub start_at: Option<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A stored schedule: its validated definition plus the server-owned fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleRecord {
+    pub id: String,
+    pub spec: ScheduleSpec,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ScheduleRecord {
+    /// The row that stores this record.
+    pub fn to_row(&self) -> ScheduleRow {
+        let spec = &self.spec;
+        let (cron_expr, every_seconds, anchor_at, once_at) = match &spec.cadence {
+            Cadence::Cron(e) => (Some(e.as_str().to_string()), None, None, None),
+            Cadence::Interval {
+                every_seconds,
+                anchor_at,
+            } => (None, Some(*every_seconds), Some(*anchor_at), None),
+            Cadence::Once { at } => (None, None, None, Some(*at)),
+        };
+        ScheduleRow {
+            id: self.id.clone(),
+            name: spec.name.clone(),
+            enabled: spec.enabled,
+            timezone: spec.timezone.name().to_string(),
+            schedule_kind: spec.cadence.kind().to_string(),
+            cron_expr,
+            every_seconds,
+            anchor_at,
+            once_at,
+            target_kind: spec.target.kind().as_str().to_string(),
+            target: serde_json::to_value(&spec.target).unwrap_or(serde_json::Value::Null),
+            overlap_policy: spec.policy.overlap.as_str().to_string(),
+            misfire_policy: spec.policy.misfire.as_str().to_string(),
+            timeout_seconds: spec.policy.timeout_seconds,
+            max_concurrency: spec.policy.max_concurrency,
+            retry_max_attempts: spec.retry.max_attempts,
+            retry_strategy: spec.retry.strategy.as_str().to_string(),
+            retry_initial_delay_seconds: spec.retry.initial_delay_seconds,
+            retry_max_delay_seconds: spec.retry.max_delay_seconds,
+            start_at: spec.start_at,
+            end_at: spec.end_at,
+            paused_at: self.paused_at,
+            next_run_at: self.next_run_at,
+            last_run_at: self.last_run_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+fn corrupt(id: &str, what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("schedule {id}: {what}"))
+}
+
+impl TryFrom<ScheduleRow> for ScheduleRecord {
+    type Error = StoreError;
+
+    fn try_from(r: ScheduleRow) -> Result<Self, StoreError> {
+        let id = r.id.clone();
+        let cadence = match (
+            r.schedule_kind.as_str(),
+            r.cron_expr,
+            r.every_seconds,
+            r.anchor_at,
+            r.once_at,
+        ) {
+            ("cron", Some(expr), ..) => {
+                Cadence::Cron(CronExpr::parse(&expr).map_err(|e| corrupt(&id, e))?)
+            }
+            ("interval", _, Some(every_seconds), Some(anchor_at), _) => Cadence::Interval {
+                every_seconds,
+                anchor_at,
+            },
+            ("once", _, _, _, Some(at)) => Cadence::Once { at },
+            (kind, ..) => return Err(corrupt(&id, format!("bad cadence of kind {kind:?}"))),
+        };
+        let target: Target = serde_json::from_value(r.target).map_err(|e| corrupt(&id, e))?;
+        let spec = ScheduleSpec {
+            name: r.name,
+            enabled: r.enabled,
+            timezone: r.timezone.parse().map_err(|e| corrupt(&id, e))?,
+            cadence,
+            target,
+            policy: Policy {
+                overlap: r.overlap_policy.parse().map_err(|e| corrupt(&id, e))?,
+                misfire: r.misfire_policy.parse().map_err(|e| corrupt(&id, e))?,
+                timeout_seconds: r.timeout_seconds,
+                max_concurrency: r.max_concurrency,
+            },
+            retry: RetryPolicy {
+                max_attempts: r.retry_max_attempts,
+                strategy: r.retry_strategy.parse().map_err(|e| corrupt(&id, e))?,
+                initial_delay_seconds: r.retry_initial_delay_seconds,
+                max_delay_seconds: r.retry_max_delay_seconds,
+            },
+            start_at: r.start_at,
+            end_at: r.end_at,
+        };
+        Ok(ScheduleRecord {
+            id: r.id,
+            spec,
+            paused_at: r.paused_at,
+            next_run_at: r.next_run_at,
+            last_run_at: r.last_run_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// Inserts a new schedule; a taken name is `Conflict("schedules_name_key")`.
+pub fn insert(conn: &mut PgConnection, record: &ScheduleRecord) -> Result<(), StoreError> {
+    diesel::insert_into(schedules::table)
+        .values(record.to_row())
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Writes every column of `record` over the stored row.
+pub fn update(conn: &mut PgConnection, record: &ScheduleRecord) -> Result<(), StoreError> {
+    let n = diesel::update(schedules::table.find(&record.id))
+        .set(record.to_row())
+        .execute(conn)?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub fn find(conn: &mut PgConnection, id: &str) -> Result<ScheduleRecord, StoreError> {
+    schedules::table
+        .find(id)
+        .select(ScheduleRow::as_select())
+        .first(conn)?
+        .try_into()
+}
+
+/// Locks the row for the rest of the transaction.
+pub fn find_for_update(conn: &mut PgConnection, id: &str) -> Result<ScheduleRecord, StoreError> {
+    schedules::table
+        .find(id)
+        .select(ScheduleRow::as_select())
+        .for_update()
+        .first(conn)?
+        .try_into()
+}
+
+/// Every schedule (start-up of the actor system).
+pub fn all(conn: &mut PgConnection) -> Result<Vec<ScheduleRecord>, StoreError> {
+    schedules::table
+        .select(ScheduleRow::as_select())
+        .order(schedules::created_at.asc())
+        .load(conn)?
+        .into_iter()
+        .map(ScheduleRecord::try_from)
+        .collect()
+}
+
+/// One page, newest first, optionally only enabled or paused ones.
+pub fn list(
+    conn: &mut PgConnection,
+    enabled: Option<bool>,
+    cursor: Option<&Cursor>,
+    limit: i64,
+) -> Result<Page<ScheduleRecord>, StoreError> {
+    let mut q = schedules::table
+        .select(ScheduleRow::as_select())
+        .into_boxed();
+    if let Some(e) = enabled {
+        q = q.filter(schedules::enabled.eq(e));
+    }
+    if let Some(c) = cursor {
+        q = q.filter(
+            schedules::created_at
+                .lt(c.created_at)
+                .or(schedules::created_at
+                    .eq(c.created_at)
+                    .and(schedules::id.lt(c.id.clone()))),
+        );
+    }
+    let rows = q
+        .order((schedules::created_at.desc(), schedules::id.desc()))
+        .limit(limit + 1)
+        .load(conn)?
+        .into_iter()
+        .map(ScheduleRecord::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(page_from(rows, limit, |r| Cursor {
+        created_at: r.created_at,
+        id: r.id.clone(),
+    }))
+}
+
+/// Deletes the schedule and (by cascade) its runs, leases, receipts and dead letters.
+pub fn delete(conn: &mut PgConnection, id: &str) -> Result<bool, StoreError> {
+    Ok(diesel::delete(schedules::table.find(id)).execute(conn)? > 0)
+}
+
+/// Records cadence progress: the next fire and the newest materialised occurrence.
+pub fn set_progress(
+    conn: &mut PgConnection,
+    id: &str,
+    next_run_at: Option<DateTime<Utc>>,
+    last_run_at: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    diesel::update(schedules::table.find(id))
+        .set((
+            schedules::next_run_at.eq(next_run_at),
+            schedules::last_run_at.eq(last_run_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// `(total, enabled)` schedule counts.
+pub fn counts(conn: &mut PgConnection) -> Result<(i64, i64), StoreError> {
+    let total = schedules::table.count().get_result(conn)?;
+    let enabled = schedules::table
+        .filter(schedules::enabled.eq(true))
+        .count()
+        .get_result(conn)?;
+    Ok((total, enabled))
+}
+
+/// Lifecycle transitions of a record. Pure: each returns the record to store.
+impl ScheduleRecord {
+    /// A new schedule created at `now`; disabled ones start paused.
+    pub fn create(id: String, spec: ScheduleSpec, now: DateTime<Utc>) -> ScheduleRecord {
+        let next_run_at = if spec.enabled {
+            spec.next_after(now)
+        } else {
+            None
+        };
+        ScheduleRecord {
+            id,
+            paused_at: (!spec.enabled).then_some(now),
+            spec,
+            next_run_at,
+            last_run_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// This schedule with a new definition (PUT, or a merged PATCH). The cadence position is
+    /// kept unless cadence, time zone or bounds changed, or the schedule was resumed.
+    pub fn replaced(&self, spec: ScheduleSpec, now: DateTime<Utc>) -> ScheduleRecord {
+        let timing_changed = spec.cadence != self.spec.cadence
+            || spec.timezone != self.spec.timezone
+            || spec.start_at != self.spec.start_at
+            || spec.end_at != self.spec.end_at;
+        let paused_at = match (spec.enabled, self.paused_at) {
+            (true, _) => None,
+            (false, Some(p)) => Some(p),
+            (false, None) => Some(now),
+        };
+        let next_run_at = if !spec.enabled {
+            None
+        } else if timing_changed || self.paused_at.is_some() || self.next_run_at.is_none() {
+            spec.next_after(self.cursor_floor(now))
+        } else {
+            self.next_run_at
+        };
+        ScheduleRecord {
+            id: self.id.clone(),
+            spec,
+            paused_at,
+            next_run_at,
+            last_run_at: self.last_run_at,
+            created_at: self.created_at,
+            updated_at: now,
+        }
+    }
+
+    /// Paused at `now` (idempotent: a paused schedule keeps its first `paused_at`).
+    pub fn paused(&self, now: DateTime<Utc>) -> ScheduleRecord {
+        let mut r = self.clone();
+        if r.paused_at.is_none() {
+            r.paused_at = Some(now);
+            r.updated_at = now;
+        }
+        r.spec.enabled = false;
+        r.next_run_at = None;
+        r
+    }
+
+    /// Resumed at `now`: the next fire is the first occurrence after now. (Occurrences
+    /// missed while paused are the misfire rule's business, applied by the schedule actor.)
+    pub fn resumed(&self, now: DateTime<Utc>) -> ScheduleRecord {
+        let mut r = self.clone();
+        if r.paused_at.is_some() || !r.spec.enabled {
+            r.updated_at = now;
+        }
+        r.paused_at = None;
+        r.spec.enabled = true;
+        if r.next_run_at.is_none() {
+            r.next_run_at = r.spec.next_after(r.cursor_floor(now));
+        }
+        r
+    }
+
+    /// Occurrences are never earlier than creation nor than the newest materialised one.
+    fn cursor_floor(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now.max(self.created_at)
+            .max(self.last_run_at.unwrap_or(self.created_at))
+    }
+}

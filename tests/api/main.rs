@@ -1,0 +1,7 @@
+//! Black-box tests of the HTTP API against a real PostgreSQL and real HTTP.
+
+mod errors;
+mod health;
+mod helpers;
+mod runs;
+mod schedules;
