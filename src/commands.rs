@@ -1,19 +1,16 @@
-//! Provides the schedule commands the HTTP API issues (create, replace, patch, delete,
-//! pause, resume, trigger) behind one handle, so handlers never mutate schedule state.
+//! Provides `Commands`, the handle the HTTP API uses to change schedules: every command
+//! goes to the Supervisor, which creates schedules and routes the rest to their actor.
 //!
-//! Each command validates with the domain, then applies one transaction through the store.
+//! Handlers never mutate schedule state themselves.
 
-use chrono::{SubsecRound, Utc};
-use diesel::Connection;
+use actix::Addr;
 
-use crate::domain::ids;
-use crate::domain::validation::{
-    body_of, merge_patch, parse_schedule, FieldError, ScheduleBody, ValidationContext,
-};
-use crate::domain::RunStatus;
-use crate::store::runs::{self, RunRow};
-use crate::store::schedules::{self, ScheduleRecord};
-use crate::store::{Store, StoreError};
+use crate::actors::messages::{Apply, CommandReply, ScheduleCommand};
+use crate::actors::supervisor::{CreateSchedule, Supervisor};
+use crate::domain::validation::{FieldError, ScheduleBody};
+use crate::store::runs::RunRow;
+use crate::store::schedules::ScheduleRecord;
+use crate::store::StoreError;
 
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +21,10 @@ pub enum CommandError {
     NameTaken(String),
     #[error("schedule not found")]
     NotFound,
+    /// The actor system did not answer (shutting down); the change may or may not have
+    /// happened: read the schedule back.
+    #[error("the scheduler is not accepting commands")]
+    SchedulerUnavailable,
     #[error(transparent)]
     Store(StoreError),
 }
@@ -37,43 +38,50 @@ impl From<StoreError> for CommandError {
     }
 }
 
-/// Maps a unique violation on the name onto `NameTaken`.
-fn name_conflict(e: StoreError, name: &str) -> CommandError {
-    match e {
-        StoreError::Conflict(c) if c == "schedules_name_key" => {
-            CommandError::NameTaken(name.to_string())
-        }
-        other => other.into(),
+impl From<diesel::result::Error> for CommandError {
+    fn from(e: diesel::result::Error) -> Self {
+        StoreError::from(e).into()
     }
 }
 
 /// Cheap to clone; shared by every HTTP worker.
 #[derive(Clone)]
 pub struct Commands {
-    store: Store,
+    supervisor: Addr<Supervisor>,
 }
 
 impl Commands {
-    pub fn new(store: Store) -> Commands {
-        Commands { store }
+    pub fn new(supervisor: Addr<Supervisor>) -> Commands {
+        Commands { supervisor }
     }
 
     pub async fn create(&self, body: ScheduleBody) -> Result<ScheduleRecord, CommandError> {
-        let now = crate::store::now();
-        // The default interval grid sits on whole seconds: keys read cleanly and the first
-        // fire is still after creation.
-        let ctx = ValidationContext {
-            now,
-            default_anchor: now.trunc_subsecs(0),
-        };
-        let spec = parse_schedule(&body, &ctx).map_err(CommandError::Validation)?;
-        let record = ScheduleRecord::create(ids::schedule_id(), spec, now);
-        let to_insert = record.clone();
-        self.store
-            .run(move |conn| schedules::insert(conn, &to_insert))
+        self.supervisor
+            .send(CreateSchedule { body })
             .await
-            .map_err(|e| name_conflict(e, &record.spec.name))?;
-        Ok(record)
+            .map_err(|_| CommandError::SchedulerUnavailable)?
+    }
+
+    async fn apply(
+        &self,
+        id: String,
+        command: ScheduleCommand,
+    ) -> Result<CommandReply, CommandError> {
+        self.supervisor
+            .send(Apply { id, command })
+            .await
+            .map_err(|_| CommandError::SchedulerUnavailable)?
+    }
+
+    async fn schedule(
+        &self,
+        id: String,
+        command: ScheduleCommand,
+    ) -> Result<ScheduleRecord, CommandError> {
+        match self.apply(id, command).await? {
+            CommandReply::Schedule(r) => Ok(*r),
+            _ => Err(CommandError::SchedulerUnavailable),
+        }
     }
 
     /// PUT: the body is a complete definition.
@@ -82,7 +90,7 @@ impl Commands {
         id: String,
         body: ScheduleBody,
     ) -> Result<ScheduleRecord, CommandError> {
-        self.update_with(id, move |_current| body).await
+        self.schedule(id, ScheduleCommand::Replace(body)).await
     }
 
     /// PATCH: fields present change; policy and retry merge field by field.
@@ -91,97 +99,31 @@ impl Commands {
         id: String,
         patch: ScheduleBody,
     ) -> Result<ScheduleRecord, CommandError> {
-        self.update_with(id, move |current| {
-            merge_patch(&body_of(&current.spec), &patch)
-        })
-        .await
-    }
-
-    async fn update_with(
-        &self,
-        id: String,
-        make_body: impl FnOnce(&ScheduleRecord) -> ScheduleBody + Send + 'static,
-    ) -> Result<ScheduleRecord, CommandError> {
-        self.store
-            .run(move |conn| {
-                conn.transaction(|conn| {
-                    let current =
-                        schedules::find_for_update(conn, &id).map_err(CommandError::from)?;
-                    let now = crate::store::now();
-                    let ctx = ValidationContext {
-                        now,
-                        default_anchor: current.created_at,
-                    };
-                    let body = make_body(&current);
-                    let spec = parse_schedule(&body, &ctx).map_err(CommandError::Validation)?;
-                    let next = current.replaced(spec, now);
-                    schedules::update(conn, &next)
-                        .map_err(|e| name_conflict(e, &next.spec.name))?;
-                    Ok(next)
-                })
-            })
-            .await
-            .map_err(|e: CommandError| e)
-    }
-
-    pub async fn delete(&self, id: String) -> Result<(), CommandError> {
-        let deleted = self
-            .store
-            .run(move |conn| schedules::delete(conn, &id))
-            .await?;
-        if deleted {
-            Ok(())
-        } else {
-            Err(CommandError::NotFound)
-        }
+        self.schedule(id, ScheduleCommand::Patch(patch)).await
     }
 
     pub async fn pause(&self, id: String) -> Result<ScheduleRecord, CommandError> {
-        self.transition(id, |r, now| r.paused(now)).await
+        self.schedule(id, ScheduleCommand::Pause).await
     }
 
     pub async fn resume(&self, id: String) -> Result<ScheduleRecord, CommandError> {
-        self.transition(id, |r, now| r.resumed(now)).await
+        self.schedule(id, ScheduleCommand::Resume).await
     }
 
-    async fn transition(
-        &self,
-        id: String,
-        f: impl FnOnce(&ScheduleRecord, chrono::DateTime<Utc>) -> ScheduleRecord + Send + 'static,
-    ) -> Result<ScheduleRecord, CommandError> {
-        self.store
-            .run(move |conn| {
-                conn.transaction(|conn| {
-                    let current =
-                        schedules::find_for_update(conn, &id).map_err(CommandError::from)?;
-                    let next = f(&current, crate::store::now());
-                    if next != current {
-                        schedules::update(conn, &next)?;
-                    }
-                    Ok(next)
-                })
-            })
-            .await
+    /// Deletes the schedule: its actor cancels its active runs, then the row (and by
+    /// cascade its history) goes.
+    pub async fn delete(&self, id: String) -> Result<(), CommandError> {
+        match self.apply(id, ScheduleCommand::Delete).await? {
+            CommandReply::Deleted => Ok(()),
+            _ => Err(CommandError::SchedulerUnavailable),
+        }
     }
 
     /// Records a `pending` manual run keyed `manual:{run_id}`; the cadence is untouched.
     pub async fn trigger(&self, id: String, reason: String) -> Result<RunRow, CommandError> {
-        self.store
-            .run(move |conn| {
-                schedules::find(conn, &id).map_err(CommandError::from)?;
-                let now = crate::store::now();
-                let mut run = RunRow::new(&id, String::new(), now, now, RunStatus::Pending, 1, now);
-                run.occurrence_key = ids::manual_occurrence_key(&run.id);
-                run.trigger_reason = Some(reason);
-                runs::insert_if_absent(conn, &run)?;
-                Ok(run)
-            })
-            .await
-    }
-}
-
-impl From<diesel::result::Error> for CommandError {
-    fn from(e: diesel::result::Error) -> Self {
-        StoreError::from(e).into()
+        match self.apply(id, ScheduleCommand::Trigger { reason }).await? {
+            CommandReply::Run(r) => Ok(*r),
+            _ => Err(CommandError::SchedulerUnavailable),
+        }
     }
 }

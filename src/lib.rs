@@ -5,6 +5,7 @@
 //! Embedding: build a `Config`, register workflow handlers on a `WorkflowRegistry`, and
 //! start an [`startup::Application`]. The `wakeplane` binary is exactly that plus a CLI.
 
+pub mod actors;
 pub mod api;
 pub mod commands;
 pub mod config;

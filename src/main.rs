@@ -70,7 +70,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let system = actix_web::rt::System::new();
     system.block_on(async move {
         let app = Application::build(&config, store, WorkflowRegistry::with_builtins()).await?;
-        app.run_until_stopped().await?;
+        app.run_until_signal().await?;
         Ok::<_, anyhow::Error>(())
     })?;
     drop(db);

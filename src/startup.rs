@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use chrono::Utc;
 use tracing_actix_web::TracingLogger;
 
+use crate::actors::{Scheduler, SchedulerConfig};
 use crate::api::{self, AppState};
 use crate::commands::Commands;
 use crate::config::Config;
@@ -64,10 +65,12 @@ pub fn migrate_with_patience(store: &Store, patience: Duration) -> Result<usize,
     }
 }
 
-/// A built, listening application.
+/// A built, listening application with its scheduler running.
 pub struct Application {
     port: u16,
     server: Server,
+    scheduler: Scheduler,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -77,12 +80,22 @@ impl Application {
         store: Store,
         workflows: WorkflowRegistry,
     ) -> anyhow::Result<Application> {
-        let _ = &workflows;
+        let scheduler = Scheduler::start(
+            SchedulerConfig {
+                worker_id: config.worker_id.clone(),
+                workers: config.workers,
+                lease_ttl: config.lease_ttl,
+            },
+            store.clone(),
+            workflows,
+        )
+        .await;
         let listener = TcpListener::bind(&config.http_addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_addr))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
-            commands: Commands::new(store.clone()),
+            commands: Commands::new(scheduler.supervisor.clone()),
+            scheduler: scheduler.clone(),
             store,
             node_id: config.worker_id.clone(),
             started_at: Utc::now(),
@@ -95,9 +108,15 @@ impl Application {
         })
         .listen(listener)?
         .shutdown_timeout(5)
+        .disable_signals()
         .run();
         tracing::info!(addr = %config.http_addr, port, "wakeplane listening");
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            scheduler,
+            shutdown_timeout: config.shutdown_timeout,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -108,8 +127,46 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM or the handle).
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// Serves until the handle stops the server (tests, embedders).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully: stop firing and
+    /// claiming, drain running work for `WAKEPLANE_SHUTDOWN_TIMEOUT_SECONDS`, cancel what
+    /// is left, release leases, stop HTTP.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let scheduler = self.scheduler.clone();
+        let drain = self.shutdown_timeout;
+        actix_web::rt::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received");
+            scheduler.shutdown(drain).await;
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod views;
 use actix_web::{web, HttpRequest, HttpResponse, Route};
 use chrono::{DateTime, Utc};
 
+use crate::actors::Scheduler;
 use crate::commands::Commands;
 use crate::store::Store;
 use error::ApiError;
@@ -23,6 +24,7 @@ use error::ApiError;
 pub struct AppState {
     pub store: Store,
     pub commands: Commands,
+    pub scheduler: Scheduler,
     pub node_id: String,
     pub started_at: DateTime<Utc>,
 }

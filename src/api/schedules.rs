@@ -24,6 +24,7 @@ impl From<CommandError> for ApiError {
                 ApiError::Conflict(format!("a schedule named {name:?} already exists"))
             }
             CommandError::NotFound => ApiError::NotFound("schedule not found".into()),
+            CommandError::SchedulerUnavailable => ApiError::Unavailable,
             CommandError::Store(e) => e.into(),
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod cadence;
+pub mod dispatch;
 pub mod ids;
 pub mod misfire;
 pub mod run;

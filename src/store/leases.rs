@@ -2,3 +2,415 @@
 //! its lifecycle (claim + lease, start, renew, finish + retry or dead letter, recovery).
 //!
 //! Each must-not-half-happen change is one transaction here; callers never stitch them.
+//! Every update is guarded by the status it expects, so a run that recovery or another
+//! node already moved on is never overwritten.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+
+use super::runs::{self, DeadLetterRow, ReceiptRow, RunRow};
+use super::schema::{schedule_runs, schedules, worker_leases};
+use super::StoreError;
+use crate::domain::backoff::{after_failure, AfterFailure};
+use crate::domain::ids;
+use crate::domain::{RetryPolicy, RunStatus};
+
+/// The `error_text` of a run whose owner died while it ran.
+pub const LEASE_EXPIRED: &str = "worker lease expired during execution";
+
+/// One row of `worker_leases`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = worker_leases, check_for_backend(diesel::pg::Pg))]
+pub struct LeaseRow {
+    pub run_id: String,
+    pub worker_id: String,
+    pub acquired_at: DateTime<Utc>,
+    pub renewed_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The result of trying to claim a run.
+#[derive(Debug)]
+pub enum Claim {
+    /// Claimed, with a lease; the run row as it is now.
+    Won(Box<RunRow>),
+    /// The schedule's active runs already fill `max_concurrency` (possibly on other nodes).
+    NoCapacity,
+    /// The run is no longer waiting (another claimant won, it was skipped, or deleted),
+    /// or it is not due yet.
+    Gone,
+}
+
+/// Claims a waiting run: one transaction that locks the schedule row (serialising claims
+/// per schedule across nodes), checks capacity, moves the run to `claimed` and inserts its
+/// lease. Two claimants can never both win.
+pub fn claim(
+    conn: &mut PgConnection,
+    run_id: &str,
+    worker_id: &str,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<Claim, StoreError> {
+    conn.transaction(|conn| {
+        let Some(schedule_id) = schedule_runs::table
+            .find(run_id)
+            .select(schedule_runs::schedule_id)
+            .first::<String>(conn)
+            .optional()?
+        else {
+            return Ok(Claim::Gone);
+        };
+        let Some(max_concurrency) = schedules::table
+            .find(&schedule_id)
+            .select(schedules::max_concurrency)
+            .for_update()
+            .first::<i32>(conn)
+            .optional()?
+        else {
+            return Ok(Claim::Gone);
+        };
+        let active: i64 = schedule_runs::table
+            .filter(schedule_runs::schedule_id.eq(&schedule_id))
+            .filter(schedule_runs::status.eq_any(["claimed", "running"]))
+            .count()
+            .get_result(conn)?;
+        if active >= i64::from(max_concurrency) {
+            return Ok(Claim::NoCapacity);
+        }
+        let expires = now + ttl;
+        let claimed: Option<RunRow> = diesel::update(
+            schedule_runs::table
+                .find(run_id)
+                .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled"]))
+                .filter(schedule_runs::due_time.le(now)),
+        )
+        .set((
+            schedule_runs::status.eq(RunStatus::Claimed.as_str()),
+            schedule_runs::claimed_by_worker_id.eq(worker_id),
+            schedule_runs::claim_expires_at.eq(expires),
+            schedule_runs::updated_at.eq(now),
+        ))
+        .returning(RunRow::as_returning())
+        .get_result(conn)
+        .optional()?;
+        let Some(run) = claimed else {
+            return Ok(Claim::Gone);
+        };
+        diesel::insert_into(worker_leases::table)
+            .values(LeaseRow {
+                run_id: run_id.to_string(),
+                worker_id: worker_id.to_string(),
+                acquired_at: now,
+                renewed_at: now,
+                expires_at: expires,
+            })
+            .on_conflict(worker_leases::run_id)
+            .do_update()
+            .set((
+                worker_leases::worker_id.eq(worker_id),
+                worker_leases::renewed_at.eq(now),
+                worker_leases::expires_at.eq(expires),
+            ))
+            .execute(conn)?;
+        Ok(Claim::Won(Box::new(run)))
+    })
+}
+
+/// Moves a claimed run to `running`; `false` if this worker no longer holds it.
+pub fn start(
+    conn: &mut PgConnection,
+    run_id: &str,
+    worker_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        schedule_runs::table
+            .find(run_id)
+            .filter(schedule_runs::status.eq(RunStatus::Claimed.as_str()))
+            .filter(schedule_runs::claimed_by_worker_id.eq(worker_id)),
+    )
+    .set((
+        schedule_runs::status.eq(RunStatus::Running.as_str()),
+        schedule_runs::started_at.eq(now),
+        schedule_runs::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Extends this worker's lease; `false` when the lease is gone (recovered by someone else).
+pub fn renew(
+    conn: &mut PgConnection,
+    run_id: &str,
+    worker_id: &str,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let expires = now + ttl;
+    conn.transaction(|conn| {
+        let n = diesel::update(
+            worker_leases::table
+                .find(run_id)
+                .filter(worker_leases::worker_id.eq(worker_id)),
+        )
+        .set((
+            worker_leases::renewed_at.eq(now),
+            worker_leases::expires_at.eq(expires),
+        ))
+        .execute(conn)?;
+        if n == 1 {
+            diesel::update(schedule_runs::table.find(run_id))
+                .set(schedule_runs::claim_expires_at.eq(expires))
+                .execute(conn)?;
+        }
+        Ok(n == 1)
+    })
+}
+
+/// How an execution ended, as the store records it.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// `Succeeded`, `Failed` or `Cancelled`.
+    pub status: RunStatus,
+    pub http_status_code: Option<i32>,
+    pub exit_code: Option<i32>,
+    pub result_json: Option<serde_json::Value>,
+    pub error_text: Option<String>,
+    pub receipts: Vec<ReceiptRow>,
+}
+
+/// What finishing a run led to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finished {
+    /// Recorded with this final status; `retry` is the new `retry_scheduled` run, if any.
+    Recorded {
+        status: RunStatus,
+        retry: Option<(String, DateTime<Utc>)>,
+    },
+    /// The run had already been moved on (recovered, deleted): nothing written.
+    Lost,
+}
+
+/// Records the end of a running run in ONE transaction: its outcome and receipts, then the
+/// retry row or the dead letter, and the release of its lease.
+pub fn finish(
+    conn: &mut PgConnection,
+    run_id: &str,
+    worker_id: &str,
+    completion: Completion,
+    now: DateTime<Utc>,
+) -> Result<Finished, StoreError> {
+    conn.transaction(|conn| {
+        let run: Option<RunRow> = schedule_runs::table
+            .find(run_id)
+            .filter(schedule_runs::status.eq_any(["claimed", "running"]))
+            .filter(schedule_runs::claimed_by_worker_id.eq(worker_id))
+            .select(RunRow::as_select())
+            .for_update()
+            .first(conn)
+            .optional()?;
+        let Some(run) = run else {
+            return Ok(Finished::Lost);
+        };
+        let retry_policy = retry_policy_of(conn, &run.schedule_id)?;
+        let outcome = end_run(conn, &run, completion, retry_policy, now)?;
+        diesel::delete(worker_leases::table.find(run_id)).execute(conn)?;
+        Ok(outcome)
+    })
+}
+
+fn retry_policy_of(conn: &mut PgConnection, schedule_id: &str) -> Result<RetryPolicy, StoreError> {
+    let (max_attempts, strategy, initial, max): (i32, String, i32, i32) = schedules::table
+        .find(schedule_id)
+        .select((
+            schedules::retry_max_attempts,
+            schedules::retry_strategy,
+            schedules::retry_initial_delay_seconds,
+            schedules::retry_max_delay_seconds,
+        ))
+        .first(conn)?;
+    Ok(RetryPolicy {
+        max_attempts,
+        strategy: strategy.parse().map_err(StoreError::Corrupt)?,
+        initial_delay_seconds: initial,
+        max_delay_seconds: max,
+    })
+}
+
+/// Writes the terminal state of `run` plus its retry row or dead letter. Part of a caller's
+/// transaction.
+fn end_run(
+    conn: &mut PgConnection,
+    run: &RunRow,
+    c: Completion,
+    retry: RetryPolicy,
+    now: DateTime<Utc>,
+) -> Result<Finished, StoreError> {
+    let mut status = c.status;
+    let mut retry_row = None;
+    if status == RunStatus::Failed {
+        match after_failure(&retry, run.attempt) {
+            AfterFailure::Retry {
+                next_attempt,
+                delay_seconds,
+            } => {
+                let due = now + Duration::seconds(delay_seconds);
+                let mut next = RunRow::new(
+                    &run.schedule_id,
+                    run.occurrence_key.clone(),
+                    run.nominal_time,
+                    due,
+                    RunStatus::RetryScheduled,
+                    next_attempt,
+                    now,
+                );
+                next.retry_available_at = Some(due);
+                next.trigger_reason = run.trigger_reason.clone();
+                if runs::insert_if_absent(conn, &next)? {
+                    retry_row = Some((next.id, due));
+                }
+            }
+            AfterFailure::DeadLetter => {
+                status = RunStatus::DeadLettered;
+                let payload = schedules::table
+                    .find(&run.schedule_id)
+                    .select(schedules::target)
+                    .first::<serde_json::Value>(conn)?;
+                runs::insert_dead_letter(
+                    conn,
+                    &DeadLetterRow {
+                        id: ids::dead_letter_id(),
+                        run_id: run.id.clone(),
+                        schedule_id: run.schedule_id.clone(),
+                        occurrence_key: run.occurrence_key.clone(),
+                        attempt: run.attempt,
+                        reason: c.error_text.clone().unwrap_or_else(|| "failed".into()),
+                        payload,
+                        created_at: now,
+                    },
+                )?;
+            }
+        }
+    }
+    diesel::update(schedule_runs::table.find(&run.id))
+        .set((
+            schedule_runs::status.eq(status.as_str()),
+            schedule_runs::finished_at.eq(now),
+            schedule_runs::http_status_code.eq(c.http_status_code),
+            schedule_runs::exit_code.eq(c.exit_code),
+            schedule_runs::result_json.eq(c.result_json),
+            schedule_runs::error_text.eq(c.error_text),
+            schedule_runs::claim_expires_at.eq(None::<DateTime<Utc>>),
+            schedule_runs::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    runs::insert_receipts(conn, &c.receipts)?;
+    Ok(Finished::Recorded {
+        status,
+        retry: retry_row,
+    })
+}
+
+/// A run moved on by recovery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovered {
+    pub run_id: String,
+    pub schedule_id: String,
+    /// `pending` (was claimed, never started) or the failed run's final status.
+    pub status: RunStatus,
+}
+
+/// Recovers runs whose lease expired before `now`, or (at start-up) every lease held by
+/// `own_worker` whatever its expiry: a `claimed` run goes back to `pending`; a `running` run
+/// fails with [`LEASE_EXPIRED`] and is retried or dead-lettered. One transaction per run,
+/// with `SKIP LOCKED` so several reapers never fight over a lease.
+pub fn recover_expired(
+    conn: &mut PgConnection,
+    own_worker: Option<&str>,
+    now: DateTime<Utc>,
+    batch: i64,
+) -> Result<Vec<Recovered>, StoreError> {
+    let mut out = Vec::new();
+    loop {
+        let step = conn.transaction(|conn| {
+            let own = own_worker.unwrap_or("").to_string();
+            let leases: Vec<LeaseRow> = worker_leases::table
+                .select(LeaseRow::as_select())
+                .filter(
+                    worker_leases::expires_at
+                        .lt(now)
+                        .or(worker_leases::worker_id
+                            .eq(own)
+                            .and(own_worker.is_some().into_sql::<diesel::sql_types::Bool>())),
+                )
+                .limit(batch)
+                .for_update()
+                .skip_locked()
+                .load(conn)?;
+            let mut recovered = Vec::new();
+            for lease in &leases {
+                let run: Option<RunRow> = schedule_runs::table
+                    .find(&lease.run_id)
+                    .select(RunRow::as_select())
+                    .for_update()
+                    .first(conn)
+                    .optional()?;
+                diesel::delete(worker_leases::table.find(&lease.run_id)).execute(conn)?;
+                let Some(run) = run else { continue };
+                match run.status()? {
+                    RunStatus::Claimed => {
+                        diesel::update(schedule_runs::table.find(&run.id))
+                            .set((
+                                schedule_runs::status.eq(RunStatus::Pending.as_str()),
+                                schedule_runs::claimed_by_worker_id.eq(None::<String>),
+                                schedule_runs::claim_expires_at.eq(None::<DateTime<Utc>>),
+                                schedule_runs::updated_at.eq(now),
+                            ))
+                            .execute(conn)?;
+                        recovered.push(Recovered {
+                            run_id: run.id,
+                            schedule_id: run.schedule_id,
+                            status: RunStatus::Pending,
+                        });
+                    }
+                    RunStatus::Running => {
+                        let retry = retry_policy_of(conn, &run.schedule_id)?;
+                        let completion = Completion {
+                            status: RunStatus::Failed,
+                            http_status_code: None,
+                            exit_code: None,
+                            result_json: None,
+                            error_text: Some(LEASE_EXPIRED.to_string()),
+                            receipts: Vec::new(),
+                        };
+                        let status = match end_run(conn, &run, completion, retry, now)? {
+                            Finished::Recorded { status, .. } => status,
+                            Finished::Lost => RunStatus::Failed,
+                        };
+                        recovered.push(Recovered {
+                            run_id: run.id,
+                            schedule_id: run.schedule_id,
+                            status,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            Ok::<_, StoreError>((leases.len(), recovered))
+        })?;
+        out.extend(step.1);
+        if (step.0 as i64) < batch {
+            return Ok(out);
+        }
+    }
+}
+
+/// Number of leases held now, and of those already expired.
+pub fn lease_counts(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<(i64, i64), StoreError> {
+    let active = worker_leases::table.count().get_result(conn)?;
+    let expired = worker_leases::table
+        .filter(worker_leases::expires_at.lt(now))
+        .count()
+        .get_result(conn)?;
+    Ok((active, expired))
+}

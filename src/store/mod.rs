@@ -150,7 +150,7 @@ impl Store {
 
     /// Runs blocking database work on the blocking pool, in the caller's span. The
     /// closure's error type only needs to absorb `StoreError` (pool and task failures).
-    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    pub fn run<T, E, F>(&self, f: F) -> impl std::future::Future<Output = Result<T, E>> + 'static
     where
         F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -158,13 +158,15 @@ impl Store {
     {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            let mut conn = pool.get().map_err(StoreError::from)?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let _entered = span.enter();
+                let mut conn = pool.get().map_err(StoreError::from)?;
+                f(&mut conn)
+            })
+            .await
+            .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+        }
     }
 
     /// Blocking variant for code that is already off the event loop (CLI `migrate`, tests).

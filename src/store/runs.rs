@@ -211,3 +211,69 @@ pub fn counts_by_status(
     let dead = dead_letters::table.count().get_result(conn)?;
     Ok((out, dead))
 }
+
+pub fn insert_dead_letter(conn: &mut PgConnection, row: &DeadLetterRow) -> Result<(), StoreError> {
+    diesel::insert_into(dead_letters::table)
+        .values(row)
+        .on_conflict(dead_letters::run_id)
+        .do_nothing()
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Inserts many runs, skipping those whose `(occurrence_key, attempt)` exists; returns the
+/// ids actually inserted.
+pub fn insert_many_if_absent(
+    conn: &mut PgConnection,
+    rows: &[RunRow],
+) -> Result<Vec<String>, StoreError> {
+    let mut inserted = Vec::new();
+    for chunk in rows.chunks(500) {
+        let ids: Vec<String> = diesel::insert_into(schedule_runs::table)
+            .values(chunk)
+            .on_conflict((schedule_runs::occurrence_key, schedule_runs::attempt))
+            .do_nothing()
+            .returning(schedule_runs::id)
+            .get_results(conn)?;
+        inserted.extend(ids);
+    }
+    Ok(inserted)
+}
+
+/// A schedule's runs that still have to happen or are under way, oldest due first.
+pub fn unfinished_of(
+    conn: &mut PgConnection,
+    schedule_id: &str,
+) -> Result<Vec<RunRow>, StoreError> {
+    Ok(schedule_runs::table
+        .filter(schedule_runs::schedule_id.eq(schedule_id))
+        .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled", "claimed", "running"]))
+        .select(RunRow::as_select())
+        .order((schedule_runs::due_time.asc(), schedule_runs::id.asc()))
+        .load(conn)?)
+}
+
+/// Marks waiting runs `skipped` (overlap policy); returns the ids actually skipped.
+pub fn skip_waiting(
+    conn: &mut PgConnection,
+    run_ids: &[String],
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    if run_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(diesel::update(
+        schedule_runs::table
+            .filter(schedule_runs::id.eq_any(run_ids))
+            .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled"])),
+    )
+    .set((
+        schedule_runs::status.eq(RunStatus::Skipped.as_str()),
+        schedule_runs::finished_at.eq(now),
+        schedule_runs::error_text.eq(reason),
+        schedule_runs::updated_at.eq(now),
+    ))
+    .returning(schedule_runs::id)
+    .get_results(conn)?)
+}

@@ -9,8 +9,10 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 
 use super::paging::{page_from, Cursor, Page};
+use super::runs::{self, RunRow};
 use super::schema::schedules;
 use super::StoreError;
+use crate::domain::{ids, misfire, RunStatus};
 use crate::domain::{Cadence, CronExpr, Policy, RetryPolicy, ScheduleSpec, Target};
 
 /// One row of `schedules`, exactly as stored.
@@ -308,7 +310,12 @@ impl ScheduleRecord {
         };
         let next_run_at = if !spec.enabled {
             None
-        } else if timing_changed || self.paused_at.is_some() || self.next_run_at.is_none() {
+        } else if timing_changed {
+            spec.next_after(self.cursor_floor(now))
+        } else if let Some(paused_at) = self.paused_at {
+            // Re-enabled: missed occurrences follow the misfire rule, as on resume.
+            spec.next_after(self.cursor_floor(paused_at))
+        } else if self.next_run_at.is_none() {
             spec.next_after(self.cursor_floor(now))
         } else {
             self.next_run_at
@@ -336,18 +343,19 @@ impl ScheduleRecord {
         r
     }
 
-    /// Resumed at `now`: the next fire is the first occurrence after now. (Occurrences
-    /// missed while paused are the misfire rule's business, applied by the schedule actor.)
+    /// Resumed at `now`. `next_run_at` becomes the first occurrence after the pause (or
+    /// after the newest materialised one), so it may lie in the past: occurrences missed
+    /// while paused are then the misfire rule's business, applied by the schedule actor.
     pub fn resumed(&self, now: DateTime<Utc>) -> ScheduleRecord {
         let mut r = self.clone();
-        if r.paused_at.is_some() || !r.spec.enabled {
-            r.updated_at = now;
+        if r.paused_at.is_none() && r.spec.enabled {
+            return r;
         }
+        let from = r.paused_at.unwrap_or(now);
+        r.updated_at = now;
         r.paused_at = None;
         r.spec.enabled = true;
-        if r.next_run_at.is_none() {
-            r.next_run_at = r.spec.next_after(r.cursor_floor(now));
-        }
+        r.next_run_at = r.spec.next_after(r.cursor_floor(from));
         r
     }
 
@@ -356,4 +364,123 @@ impl ScheduleRecord {
         now.max(self.created_at)
             .max(self.last_run_at.unwrap_or(self.created_at))
     }
+}
+
+/// What one wake-up of a schedule materialised.
+#[derive(Debug, Clone)]
+pub struct Materialised {
+    /// The schedule as stored after the wake-up (possibly changed by another node).
+    pub record: ScheduleRecord,
+    /// Runnable runs inserted now, oldest first.
+    pub runnable: Vec<RunRow>,
+    /// Occurrences recorded as `skipped`.
+    pub skipped: usize,
+}
+
+/// Materialises every occurrence due by `now` in ONE transaction: locks the schedule row,
+/// applies the misfire rule to `[next_run_at, now]`, inserts runnable and skipped runs
+/// idempotently on `(occurrence_key, attempt)`, and advances `next_run_at`/`last_run_at`.
+/// If another node already advanced the schedule, nothing is inserted twice.
+pub fn materialise_due(
+    conn: &mut PgConnection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Materialised, StoreError> {
+    conn.transaction(|conn| {
+        let mut record = find_for_update(conn, id)?;
+        let due = match record.next_run_at {
+            Some(next) if record.spec.enabled && record.paused_at.is_none() && next <= now => next,
+            _ => {
+                return Ok(Materialised {
+                    record,
+                    runnable: Vec::new(),
+                    skipped: 0,
+                })
+            }
+        };
+        let spec = &record.spec;
+        let plan = misfire::plan(
+            spec.policy.misfire,
+            &spec.cadence,
+            spec.timezone,
+            &spec.bounds(),
+            due - chrono::Duration::microseconds(1),
+            now,
+        );
+        let mut rows = Vec::with_capacity(plan.run.len() + plan.skip.len());
+        for (i, nominal) in plan.skip.iter().enumerate() {
+            let mut r = RunRow::new(
+                id,
+                ids::occurrence_key(id, *nominal),
+                *nominal,
+                *nominal,
+                RunStatus::Skipped,
+                1,
+                now,
+            );
+            r.finished_at = Some(now);
+            let mut reason = format!(
+                "missed: overdue when the schedule woke up (misfire policy {})",
+                spec.policy.misfire
+            );
+            if i == 0 && plan.unrecorded_skips > 0 {
+                reason.push_str(&format!(
+                    "; {} older missed occurrences were not recorded",
+                    plan.unrecorded_skips
+                ));
+            }
+            r.error_text = Some(reason);
+            rows.push(r);
+        }
+        let runnable_rows: Vec<RunRow> = plan
+            .run
+            .iter()
+            .map(|nominal| {
+                RunRow::new(
+                    id,
+                    ids::occurrence_key(id, *nominal),
+                    *nominal,
+                    *nominal,
+                    RunStatus::Pending,
+                    1,
+                    now,
+                )
+            })
+            .collect();
+        rows.extend(runnable_rows.iter().cloned());
+        let inserted = runs::insert_many_if_absent(conn, &rows)?;
+        let runnable: Vec<RunRow> = runnable_rows
+            .into_iter()
+            .filter(|r| inserted.contains(&r.id))
+            .collect();
+        let newest = plan.newest().unwrap_or(due);
+        record.last_run_at = Some(record.last_run_at.map_or(newest, |l| l.max(newest)));
+        record.next_run_at = record.spec.next_after(now.max(newest));
+        set_progress(conn, id, record.next_run_at, record.last_run_at)?;
+        Ok(Materialised {
+            record,
+            runnable,
+            skipped: plan.skip.len() + plan.unrecorded_skips,
+        })
+    })
+}
+
+/// Locks the schedule, applies `f` to it and stores the result: one transaction. `f` may
+/// refuse with its own error.
+pub fn update_with<E>(
+    conn: &mut PgConnection,
+    id: &str,
+    f: impl FnOnce(&ScheduleRecord) -> Result<ScheduleRecord, E>,
+) -> Result<ScheduleRecord, E>
+where
+    E: From<StoreError> + From<diesel::result::Error>,
+{
+    conn.transaction(|conn| {
+        let current = find_for_update(conn, id)?;
+        let next = f(&current)?;
+        if next != current {
+            update(conn, &next)?;
+        }
+        Ok(next)
+    })
 }

@@ -221,7 +221,6 @@ impl TestApp {
         (items, pages)
     }
 
-    #[allow(dead_code)] // the scheduler tests poll; the foundation's do not yet
     /// Polls `GET path` until `pred` holds or `timeout` passes; returns the last body.
     pub async fn poll(
         &self,

@@ -125,7 +125,20 @@ async fn runs_page_and_filter_by_schedule_and_status() {
     let (nested, _) = app
         .collect_pages(&format!("/v1/schedules/{a}/runs"), 2)
         .await;
-    assert_eq!(nested, only_a);
+    let nested: Vec<&str> = nested.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(nested, want);
+
+    // Once every run has ended, the status filter partitions them.
+    app.poll(
+        "/v1/runs?limit=500",
+        std::time::Duration::from_secs(20),
+        |b| {
+            b["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().all(|r| r["status"] == "succeeded"))
+        },
+    )
+    .await;
 
     // Status filter: every run listed has that status, and the counts add up.
     let mut total = 0;
@@ -147,6 +160,10 @@ async fn runs_page_and_filter_by_schedule_and_status() {
         total += items.len();
     }
     assert_eq!(total, 10);
+    let (succeeded, _) = app
+        .collect_pages(&format!("/v1/runs?schedule_id={a}&status=succeeded"), 5)
+        .await;
+    assert_eq!(succeeded.len(), 7);
     let (none, _) = app
         .collect_pages(&format!("/v1/runs?schedule_id={b}&status=skipped"), 5)
         .await;

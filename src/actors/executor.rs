@@ -1,0 +1,417 @@
+//! Provides the run-executor pool: `WAKEPLANE_WORKERS` `RunExecutor` actors behind one
+//! `ExecutorPool` that queues runs and hands each to an idle executor.
+//!
+//! An executor claims its run (atomic state change + lease), marks it running, executes the
+//! target under timeout and cancellation while renewing the lease every TTL/2, then records
+//! the outcome, receipts and retry row or dead letter in one transaction, and reports to
+//! the schedule actor. It never decides policy; it never touches schedule definitions.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use super::messages::{CancelRun, Drain, Execute, RunEnd, RunEnded};
+use crate::domain::RunStatus;
+use crate::executors::{Executors, Outcome, OutcomeStatus, RunIdentity};
+use crate::store::leases::{self, Claim, Completion, Finished};
+use crate::store::runs::ReceiptRow;
+use crate::store::{self, Store, StoreError};
+
+/// What every executor shares. Set at start-up.
+#[derive(Clone)]
+pub struct ExecutorDeps {
+    pub store: Store,
+    pub executors: Executors,
+    pub worker_id: String,
+    pub lease_ttl: Duration,
+}
+
+/// Queues runs and hands each to an idle executor.
+pub struct ExecutorPool {
+    deps: ExecutorDeps,
+    size: usize,
+    executors: Vec<Addr<RunExecutor>>,
+    idle: Vec<usize>,
+    queue: VecDeque<Execute>,
+    /// run id → executor index, for cancellation.
+    running: HashMap<String, usize>,
+    accepting: bool,
+    drain_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl ExecutorPool {
+    pub fn new(deps: ExecutorDeps, size: usize) -> ExecutorPool {
+        ExecutorPool {
+            deps,
+            size: size.max(1),
+            executors: Vec::new(),
+            idle: Vec::new(),
+            queue: VecDeque::new(),
+            running: HashMap::new(),
+            accepting: true,
+            drain_waiters: Vec::new(),
+        }
+    }
+
+    fn hand_out(&mut self) {
+        while let Some(&index) = self.idle.last() {
+            let Some(job) = self.queue.pop_front() else {
+                break;
+            };
+            self.idle.pop();
+            self.running.insert(job.run_id.clone(), index);
+            self.executors[index].do_send(job);
+        }
+        if self.running.is_empty() && self.queue.is_empty() {
+            for w in self.drain_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    }
+}
+
+impl Actor for ExecutorPool {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let pool = ctx.address();
+        for index in 0..self.size {
+            let exec = RunExecutor {
+                index,
+                pool: pool.clone(),
+                deps: self.deps.clone(),
+                current: None,
+            };
+            self.executors.push(exec.start());
+            self.idle.push(index);
+        }
+    }
+}
+
+/// Busy/idle and queue figures for status.
+#[derive(Message)]
+#[rtype(result = "PoolStats")]
+pub struct GetPoolStats;
+
+#[derive(Debug, Clone, Copy, MessageResponse)]
+pub struct PoolStats {
+    pub active: usize,
+    pub capacity: usize,
+    pub queued: usize,
+}
+
+impl Handler<GetPoolStats> for ExecutorPool {
+    type Result = PoolStats;
+    fn handle(&mut self, _: GetPoolStats, _: &mut Self::Context) -> PoolStats {
+        PoolStats {
+            active: self.running.len(),
+            capacity: self.size,
+            queued: self.queue.len(),
+        }
+    }
+}
+
+impl Handler<Execute> for ExecutorPool {
+    type Result = ();
+    fn handle(&mut self, job: Execute, _: &mut Self::Context) {
+        if !self.accepting {
+            job.report_to.do_send(RunEnded {
+                run_id: job.run_id,
+                end: RunEnd::ShuttingDown,
+            });
+            return;
+        }
+        self.queue.push_back(job);
+        self.hand_out();
+    }
+}
+
+impl Handler<CancelRun> for ExecutorPool {
+    type Result = ();
+    fn handle(&mut self, msg: CancelRun, _: &mut Self::Context) {
+        if let Some(pos) = self.queue.iter().position(|j| j.run_id == msg.run_id) {
+            if let Some(job) = self.queue.remove(pos) {
+                // Never claimed: it stays waiting in the database and is the actor's again.
+                job.report_to.do_send(RunEnded {
+                    run_id: job.run_id,
+                    end: RunEnd::Gone,
+                });
+            }
+        } else if let Some(&index) = self.running.get(&msg.run_id) {
+            self.executors[index].do_send(msg);
+        }
+    }
+}
+
+/// RunExecutor → ExecutorPool: this executor is free again.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ExecutorIdle {
+    index: usize,
+    run_id: String,
+}
+
+impl Handler<ExecutorIdle> for ExecutorPool {
+    type Result = ();
+    fn handle(&mut self, msg: ExecutorIdle, _: &mut Self::Context) {
+        self.running.remove(&msg.run_id);
+        self.idle.push(msg.index);
+        self.hand_out();
+    }
+}
+
+impl Handler<Drain> for ExecutorPool {
+    type Result = ResponseActFuture<Self, ()>;
+    fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> Self::Result {
+        self.accepting = false;
+        for job in self.queue.drain(..) {
+            job.report_to.do_send(RunEnded {
+                run_id: job.run_id,
+                end: RunEnd::ShuttingDown,
+            });
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.drain_waiters.push(tx);
+        self.hand_out();
+        let timeout = msg.timeout;
+        Box::pin(
+            async move { tokio::time::timeout(timeout, rx).await.is_ok() }
+                .into_actor(self)
+                .then(|drained, act, _| {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    if !drained {
+                        tracing::warn!(
+                            left = act.running.len(),
+                            "drain timeout: cancelling runs still executing"
+                        );
+                        for (run_id, &index) in &act.running {
+                            act.executors[index].do_send(CancelRun {
+                                run_id: run_id.clone(),
+                            });
+                        }
+                        act.drain_waiters.push(tx);
+                        act.hand_out();
+                    } else {
+                        let _ = tx.send(());
+                    }
+                    async move {
+                        // Cancelled work gets a bounded moment to record itself.
+                        let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+                    }
+                    .into_actor(act)
+                }),
+        )
+    }
+}
+
+/// Executes one run at a time; its mailbox stays open for cancellation while it works.
+pub struct RunExecutor {
+    index: usize,
+    pool: Addr<ExecutorPool>,
+    deps: ExecutorDeps,
+    current: Option<(String, CancellationToken)>,
+}
+
+impl Actor for RunExecutor {
+    type Context = Context<Self>;
+}
+
+impl Handler<CancelRun> for RunExecutor {
+    type Result = ();
+    fn handle(&mut self, msg: CancelRun, _: &mut Self::Context) {
+        if let Some((run_id, token)) = &self.current {
+            if *run_id == msg.run_id {
+                tracing::info!(run_id = %run_id, "cancelling run");
+                token.cancel();
+            }
+        }
+    }
+}
+
+impl Handler<Execute> for RunExecutor {
+    type Result = ();
+    fn handle(&mut self, job: Execute, ctx: &mut Self::Context) {
+        let token = CancellationToken::new();
+        self.current = Some((job.run_id.clone(), token.clone()));
+        let deps = self.deps.clone();
+        let run_id = job.run_id.clone();
+        let renew_every = deps.lease_ttl / 2;
+        let renewal = {
+            let deps = deps.clone();
+            let run_id = run_id.clone();
+            let token = token.clone();
+            ctx.run_interval(renew_every, move |act, ctx| {
+                let deps = deps.clone();
+                let run_id = run_id.clone();
+                let token = token.clone();
+                ctx.spawn(
+                    async move {
+                        let ttl = chrono::Duration::from_std(deps.lease_ttl).unwrap_or_default();
+                        let worker = deps.worker_id.clone();
+                        let id = run_id.clone();
+                        match deps
+                            .store
+                            .run(move |c| leases::renew(c, &id, &worker, ttl, store::now()))
+                            .await
+                        {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::warn!(run_id = %run_id, "lease lost while executing; stopping the run");
+                                token.cancel();
+                            }
+                            Err(e) => tracing::warn!(run_id = %run_id, error = %e, "lease renewal failed"),
+                        }
+                    }
+                    .into_actor(act),
+                );
+            })
+        };
+        let report_to = job.report_to.clone();
+        ctx.spawn(
+            execute_run(deps, job, token)
+                .into_actor(self)
+                .map(move |end, act, ctx| {
+                    ctx.cancel_future(renewal);
+                    act.current = None;
+                    report_to.do_send(RunEnded {
+                        run_id: run_id.clone(),
+                        end,
+                    });
+                    act.pool.do_send(ExecutorIdle {
+                        index: act.index,
+                        run_id,
+                    });
+                }),
+        );
+    }
+}
+
+/// The whole life of one run on this node.
+async fn execute_run(deps: ExecutorDeps, job: Execute, cancel: CancellationToken) -> RunEnd {
+    let ttl = chrono::Duration::from_std(deps.lease_ttl).unwrap_or_default();
+    let worker = deps.worker_id.clone();
+    let id = job.run_id.clone();
+    let claim = deps
+        .store
+        .run(move |c| leases::claim(c, &id, &worker, ttl, store::now()))
+        .await;
+    let run = match claim {
+        Ok(Claim::Won(run)) => run,
+        Ok(Claim::NoCapacity) => return RunEnd::NoCapacity,
+        Ok(Claim::Gone) => return RunEnd::Gone,
+        Err(e) => {
+            return RunEnd::Failed {
+                error: e.to_string(),
+            }
+        }
+    };
+    let span = tracing::info_span!("run", run_id = %run.id, schedule_id = %run.schedule_id,
+        occurrence_key = %run.occurrence_key, attempt = run.attempt);
+    let _guard = span.enter();
+    tracing::info!("run claimed");
+    if cancel.is_cancelled() {
+        return record(&deps, &job.run_id, Outcome::cancelled()).await;
+    }
+    let worker = deps.worker_id.clone();
+    let id = job.run_id.clone();
+    match deps
+        .store
+        .run(move |c| leases::start(c, &id, &worker, store::now()))
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return RunEnd::Gone,
+        Err(e) => {
+            // Not started: the lease expires and recovery puts the run back to pending.
+            return RunEnd::Failed {
+                error: e.to_string(),
+            };
+        }
+    }
+    tracing::info!("run started");
+    let identity = RunIdentity {
+        schedule_id: run.schedule_id.clone(),
+        run_id: run.id.clone(),
+        occurrence_key: run.occurrence_key.clone(),
+        attempt: run.attempt,
+        nominal_time: run.nominal_time,
+    };
+    let outcome = deps
+        .executors
+        .execute(&job.target, &identity, job.timeout, cancel)
+        .await;
+    record(&deps, &job.run_id, outcome).await
+}
+
+/// Records an outcome, retrying through a database outage for as long as the lease would
+/// have lasted (after that, recovery owns the run and the write would be refused anyway).
+async fn record(deps: &ExecutorDeps, run_id: &str, outcome: Outcome) -> RunEnd {
+    let now = store::now();
+    let completion = completion_of(run_id, outcome, now);
+    let deadline = std::time::Instant::now() + deps.lease_ttl;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let worker = deps.worker_id.clone();
+        let id = run_id.to_string();
+        let c = completion.clone();
+        match deps
+            .store
+            .run(move |conn| leases::finish(conn, &id, &worker, c, store::now()))
+            .await
+        {
+            Ok(Finished::Recorded { status, retry }) => {
+                tracing::info!(status = %status, retry = ?retry.as_ref().map(|r| &r.0), "run finished");
+                if status == RunStatus::DeadLettered {
+                    tracing::warn!("run dead-lettered");
+                }
+                return RunEnd::Finished { status, retry };
+            }
+            Ok(Finished::Lost) => {
+                tracing::warn!("run was recovered elsewhere before its outcome was recorded");
+                return RunEnd::Gone;
+            }
+            Err(StoreError::Unavailable(e)) if std::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "database unavailable while recording a run; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                return RunEnd::Failed {
+                    error: e.to_string(),
+                }
+            }
+        }
+    }
+}
+
+fn completion_of(run_id: &str, o: Outcome, now: chrono::DateTime<chrono::Utc>) -> Completion {
+    let status = match o.status {
+        OutcomeStatus::Succeeded => RunStatus::Succeeded,
+        OutcomeStatus::Failed | OutcomeStatus::TimedOut => RunStatus::Failed,
+        OutcomeStatus::Cancelled => RunStatus::Cancelled,
+    };
+    let receipts = o
+        .receipts
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| ReceiptRow {
+            id: crate::domain::ids::receipt_id(),
+            run_id: run_id.to_string(),
+            receipt_kind: r.kind.to_string(),
+            content_type: r.content_type,
+            body: r.body,
+            // Distinct instants keep the receipts' order stable.
+            created_at: now + chrono::Duration::microseconds(i as i64),
+        })
+        .collect();
+    Completion {
+        status,
+        http_status_code: o.http_status_code,
+        exit_code: o.exit_code,
+        result_json: o.result_json,
+        error_text: o.error_text,
+        receipts,
+    }
+}

@@ -1,0 +1,119 @@
+//! Provides the scheduler's actor system and a handle to start and stop it.
+//!
+//! The actors, and where they run:
+//! - `Supervisor` (one, on the system arbiter): registry of schedule actors, command
+//!   routing, restarts, housekeeping sync of schedules changed by other nodes.
+//! - `ScheduleActor` (one per schedule, system arbiter): definition, `next_run_at`, ONE
+//!   timer; materialises occurrences, applies misfire and overlap rules, arms retries.
+//! - `ExecutorPool` + `RunExecutor` × `WAKEPLANE_WORKERS` (their own arbiter thread):
+//!   claim, execute under timeout/cancellation, renew leases, record outcomes.
+//! - `LeaseReaper` (one, system arbiter): recovers expired leases every second.
+//!
+//! No actor runs a blocking diesel call on its thread: every query goes through
+//! `Store::run` on the blocking pool. The database is the truth; any actor can be rebuilt
+//! from it.
+
+pub mod executor;
+pub mod messages;
+pub mod reaper;
+pub mod schedule;
+pub mod supervisor;
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::executors::{Executors, WorkflowRegistry};
+use crate::store::{self, leases, Store};
+use executor::{ExecutorDeps, ExecutorPool};
+use messages::{Drain, StopFiring};
+use reaper::LeaseReaper;
+use supervisor::Supervisor;
+
+/// What the scheduler needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub worker_id: String,
+    pub workers: usize,
+    pub lease_ttl: Duration,
+}
+
+/// A running scheduler. Cheap to clone.
+#[derive(Clone)]
+pub struct Scheduler {
+    pub supervisor: Addr<Supervisor>,
+    pub pool: Addr<ExecutorPool>,
+    reaper: Addr<LeaseReaper>,
+    pub config: SchedulerConfig,
+}
+
+impl Scheduler {
+    /// Recovers this node's stale claims from an earlier life, then starts the actors.
+    /// Must be called inside an actix System.
+    pub async fn start(
+        config: SchedulerConfig,
+        store: Store,
+        workflows: WorkflowRegistry,
+    ) -> Scheduler {
+        let worker = config.worker_id.clone();
+        match store
+            .run(move |conn| leases::recover_expired(conn, Some(&worker), store::now(), 500))
+            .await
+        {
+            Ok(recovered) => {
+                for r in &recovered {
+                    tracing::warn!(run_id = %r.run_id, schedule_id = %r.schedule_id, status = %r.status,
+                        "recovered a run left by this node's previous life");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "start-up recovery failed; the lease reaper will retry")
+            }
+        }
+        let deps = ExecutorDeps {
+            store: store.clone(),
+            executors: Executors::new(workflows),
+            worker_id: config.worker_id.clone(),
+            lease_ttl: config.lease_ttl,
+        };
+        let workers = config.workers;
+        let arbiter = Arbiter::new();
+        let pool = ExecutorPool::start_in_arbiter(&arbiter.handle(), move |_| {
+            ExecutorPool::new(deps, workers)
+        });
+        let supervisor = Supervisor::new(store.clone(), pool.clone()).start();
+        let reaper = LeaseReaper {
+            store,
+            supervisor: supervisor.clone(),
+        }
+        .start();
+        Scheduler {
+            supervisor,
+            pool,
+            reaper,
+            config,
+        }
+    }
+
+    /// Graceful shutdown: stop firing, drain running work for up to `drain`, cancel what is
+    /// left (recorded `cancelled`, leases released).
+    pub async fn shutdown(&self, drain: Duration) {
+        tracing::info!(drain_secs = drain.as_secs(), "scheduler shutting down");
+        let _ = self.supervisor.send(StopFiring).await;
+        let _ = self.pool.send(Drain { timeout: drain }).await;
+        let _ = self.reaper.send(StopReaper).await;
+        tracing::info!("scheduler stopped");
+    }
+}
+
+/// Stops the reaper.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StopReaper;
+
+impl Handler<StopReaper> for LeaseReaper {
+    type Result = ();
+    fn handle(&mut self, _: StopReaper, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,64 @@
+//! Provides the `LeaseReaper`: every second it recovers runs whose lease expired (a dead
+//! node, a crash) by SEMANTICS.md's rules, and tells the owning schedule actors to reload.
+//!
+//! The only periodic scan in the system: a dead node cannot announce its expired lease.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::messages::Reload;
+use super::supervisor::Supervisor;
+use crate::store::leases;
+use crate::store::{self, Store};
+
+pub const REAP_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct LeaseReaper {
+    pub store: Store,
+    pub supervisor: Addr<Supervisor>,
+}
+
+impl Actor for LeaseReaper {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(REAP_INTERVAL, |act, ctx| {
+            let supervisor = act.supervisor.clone();
+            let fut = act
+                .store
+                .run(|conn| leases::recover_expired(conn, None, store::now(), 100));
+            ctx.wait(
+                async move {
+                    match fut.await {
+                        Ok(recovered) => {
+                            for r in recovered {
+                                tracing::warn!(run_id = %r.run_id, schedule_id = %r.schedule_id,
+                                    status = %r.status, "recovered a run whose lease expired");
+                                supervisor.do_send(ReloadSchedule { id: r.schedule_id });
+                            }
+                        }
+                        Err(e) => tracing::debug!(error = %e, "lease reaping skipped"),
+                    }
+                }
+                .into_actor(act),
+            );
+        });
+    }
+}
+
+/// → Supervisor: tell one schedule's actor (if it runs here) to reload.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReloadSchedule {
+    pub id: String,
+}
+
+impl Handler<ReloadSchedule> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: ReloadSchedule, _: &mut Self::Context) {
+        if let Some(addr) = self.actor(&msg.id) {
+            addr.do_send(Reload);
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! Provides `ScheduleActor`: one per schedule, holding its definition, `next_run_at` and ONE
+//! timer armed for the next fire, plus its waiting and active runs.
+//!
+//! On fire it materialises due occurrences in one transaction (misfire rule applied in the
+//! store), re-arms, then dispatches by overlap policy and `max_concurrency`. It arms retry
+//! timers, applies commands routed by the Supervisor, and can be killed and rebuilt from
+//! the database at any instant: its memory is a cache of rows plus its timers.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+
+use super::executor::ExecutorPool;
+use super::messages::{
+    Apply, CancelRun, CommandReply, Execute, Reload, RunEnd, RunEnded, ScheduleCommand, StopFiring,
+};
+use super::supervisor::{ActorStopped, Supervisor};
+use crate::commands::CommandError;
+use crate::domain::dispatch;
+use crate::domain::ids;
+use crate::domain::validation::{
+    body_of, merge_patch, parse_schedule, ScheduleBody, ValidationContext,
+};
+use crate::domain::RunStatus;
+use crate::store::runs::{self, RunRow};
+use crate::store::schedules::{self, Materialised, ScheduleRecord};
+use crate::store::{self, Store, StoreError};
+
+/// Longest single timer sleep; a later fire re-arms on waking.
+const MAX_TIMER: Duration = Duration::from_secs(3600);
+/// Wait before retrying a claim refused for capacity held elsewhere (another node).
+const CAPACITY_RETRY: Duration = Duration::from_secs(1);
+
+/// What an actor is doing, for health views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorState {
+    Armed,
+    Firing,
+    Paused,
+    Finished,
+    Restarting,
+}
+
+impl ActorState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorState::Armed => "armed",
+            ActorState::Firing => "firing",
+            ActorState::Paused => "paused",
+            ActorState::Finished => "finished",
+            ActorState::Restarting => "restarting",
+        }
+    }
+}
+
+/// What every schedule actor shares. Set at start-up.
+#[derive(Clone)]
+pub struct ScheduleDeps {
+    pub store: Store,
+    pub pool: Addr<ExecutorPool>,
+    pub supervisor: Addr<Supervisor>,
+}
+
+/// One schedule's live state.
+pub struct ScheduleActor {
+    id: String,
+    deps: ScheduleDeps,
+    record: Option<ScheduleRecord>,
+    timer: Option<SpawnHandle>,
+    /// Due runs not yet handed to the pool: (due time, run id), oldest first.
+    waiting: Vec<(DateTime<Utc>, String)>,
+    /// Runs handed to the pool and not yet ended.
+    active: Vec<String>,
+    /// Active runs already asked to stop (`replace`).
+    cancelling: Vec<String>,
+    retry_timers: HashMap<String, SpawnHandle>,
+    capacity_retry: Option<SpawnHandle>,
+    firing_allowed: bool,
+    deleted: bool,
+    db_failures: u32,
+    pub(crate) state: ActorState,
+    pub(crate) restarts: u32,
+    pub(crate) last_fire_at: Option<DateTime<Utc>>,
+    pub(crate) last_fire_lag_ms: Option<f64>,
+    pub(crate) last_error: Option<String>,
+}
+
+impl ScheduleActor {
+    pub fn new(id: String, deps: ScheduleDeps, restarts: u32) -> ScheduleActor {
+        ScheduleActor {
+            id,
+            deps,
+            record: None,
+            timer: None,
+            waiting: Vec::new(),
+            active: Vec::new(),
+            cancelling: Vec::new(),
+            retry_timers: HashMap::new(),
+            capacity_retry: None,
+            firing_allowed: true,
+            deleted: false,
+            db_failures: 0,
+            state: if restarts > 0 {
+                ActorState::Restarting
+            } else {
+                ActorState::Armed
+            },
+            restarts,
+            last_fire_at: None,
+            last_fire_lag_ms: None,
+            last_error: None,
+        }
+    }
+
+    /// Backoff for database trouble: 0.5 s doubling to 30 s.
+    fn db_backoff(&mut self) -> Duration {
+        self.db_failures = self.db_failures.saturating_add(1);
+        let ms = 500u64.saturating_mul(1 << self.db_failures.min(6));
+        Duration::from_millis(ms.min(30_000))
+    }
+
+    /// Loads the schedule and its unfinished runs, then wakes up. The mailbox waits.
+    fn load(&mut self, ctx: &mut Context<Self>) {
+        let id = self.id.clone();
+        let fut = self.deps.store.run(move |conn| {
+            let record = schedules::find(conn, &id)?;
+            let runs = runs::unfinished_of(conn, &id)?;
+            Ok::<_, StoreError>((record, runs))
+        });
+        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok((record, runs)) => {
+                act.db_failures = 0;
+                act.adopt(record, runs, ctx);
+                act.wake(ctx);
+                act.dispatch(ctx);
+            }
+            Err(e) => act.store_failed(e, ctx, |act, ctx| act.load(ctx)),
+        }));
+    }
+
+    /// Handles a store error: deleted → stop; outage → retry `again` later; else restart.
+    fn store_failed(
+        &mut self,
+        e: StoreError,
+        ctx: &mut Context<Self>,
+        again: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        match e {
+            StoreError::NotFound => {
+                self.deleted = true;
+                ctx.stop();
+            }
+            StoreError::Unavailable(cause) => {
+                let delay = self.db_backoff();
+                tracing::warn!(schedule_id = %self.id, %cause, retry_in_ms = delay.as_millis() as u64, "database unavailable");
+                self.last_error = Some(format!("database unavailable: {cause}"));
+                self.set_timer(ctx, delay, again);
+            }
+            other => {
+                tracing::error!(schedule_id = %self.id, error = %other, "schedule actor failed; restarting");
+                self.last_error = Some(other.to_string());
+                ctx.stop();
+            }
+        }
+    }
+
+    /// Replaces cached state with the database's.
+    fn adopt(&mut self, record: ScheduleRecord, runs: Vec<RunRow>, ctx: &mut Context<Self>) {
+        self.record = Some(record);
+        let now = store::now();
+        self.waiting.clear();
+        for run in runs {
+            if self.active.contains(&run.id) {
+                continue;
+            }
+            match run.status.as_str() {
+                "pending" => self.waiting.push((run.due_time, run.id)),
+                "retry_scheduled" => self.arm_retry(run.id, run.due_time, now, ctx),
+                _ => {} // claimed/running elsewhere: the database counts them at claim time
+            }
+        }
+        self.waiting.sort();
+    }
+
+    fn set_timer(
+        &mut self,
+        ctx: &mut Context<Self>,
+        delay: Duration,
+        f: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        if let Some(old) = self.timer.take() {
+            ctx.cancel_future(old);
+        }
+        self.timer = Some(ctx.run_later(delay, move |act, ctx| {
+            act.timer = None;
+            f(act, ctx)
+        }));
+    }
+
+    /// Arms the cadence timer, or fires now if the next occurrence is due.
+    fn wake(&mut self, ctx: &mut Context<Self>) {
+        if let Some(old) = self.timer.take() {
+            ctx.cancel_future(old);
+        }
+        let Some(record) = &self.record else { return };
+        if !record.spec.enabled || record.paused_at.is_some() {
+            self.state = ActorState::Paused;
+            return;
+        }
+        let Some(next) = record.next_run_at else {
+            self.state = ActorState::Finished;
+            return;
+        };
+        if !self.firing_allowed {
+            return;
+        }
+        self.state = ActorState::Armed;
+        let now = Utc::now();
+        if next <= now {
+            self.fire(ctx);
+        } else {
+            let delay = (next - now).to_std().unwrap_or_default().min(MAX_TIMER);
+            self.set_timer(ctx, delay, |act, ctx| act.fire(ctx));
+        }
+    }
+
+    /// Materialises what is due, re-arms and dispatches.
+    fn fire(&mut self, ctx: &mut Context<Self>) {
+        let Some(record) = &self.record else { return };
+        let Some(nominal) = record.next_run_at else {
+            return;
+        };
+        let woke_at = Utc::now();
+        if nominal > woke_at {
+            // Woke early (a capped timer): sleep again.
+            return self.wake(ctx);
+        }
+        self.state = ActorState::Firing;
+        let id = self.id.clone();
+        let now = store::now();
+        let fut = self
+            .deps
+            .store
+            .run(move |conn| schedules::materialise_due(conn, &id, now));
+        ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(m) => {
+                act.db_failures = 0;
+                act.last_fire_at = Some(woke_at);
+                act.last_fire_lag_ms =
+                    Some((woke_at - nominal).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+                act.materialised(m, ctx);
+            }
+            Err(e) => act.store_failed(e, ctx, |act, ctx| act.fire(ctx)),
+        }));
+    }
+
+    fn materialised(&mut self, m: Materialised, ctx: &mut Context<Self>) {
+        for run in &m.runnable {
+            tracing::info!(schedule_id = %self.id, run_id = %run.id, occurrence_key = %run.occurrence_key, "occurrence materialised");
+            self.waiting.push((run.due_time, run.id.clone()));
+        }
+        if m.skipped > 0 {
+            tracing::info!(schedule_id = %self.id, skipped = m.skipped, "overdue occurrences skipped by the misfire policy");
+        }
+        self.waiting.sort();
+        self.record = Some(m.record);
+        self.wake(ctx);
+        self.dispatch(ctx);
+    }
+
+    fn arm_retry(
+        &mut self,
+        run_id: String,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+        ctx: &mut Context<Self>,
+    ) {
+        if let Some(old) = self.retry_timers.remove(&run_id) {
+            ctx.cancel_future(old);
+        }
+        if !self.firing_allowed {
+            return;
+        }
+        let delay = (due - now).to_std().unwrap_or_default();
+        let id = run_id.clone();
+        let handle = ctx.run_later(delay, move |act, ctx| {
+            act.retry_timers.remove(&id);
+            tracing::info!(schedule_id = %act.id, run_id = %id, "retry due");
+            act.waiting.push((due, id));
+            act.waiting.sort();
+            act.dispatch(ctx);
+        });
+        self.retry_timers.insert(run_id, handle);
+    }
+
+    /// Applies the overlap policy and hands runs to the pool.
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        if self.capacity_retry.is_some() || !self.firing_allowed && self.waiting.is_empty() {
+            return;
+        }
+        let Some(record) = &self.record else { return };
+        let waiting_ids: Vec<String> = self.waiting.iter().map(|(_, id)| id.clone()).collect();
+        let plan = dispatch::plan(
+            record.spec.policy.overlap,
+            usize::try_from(record.spec.policy.max_concurrency).unwrap_or(1),
+            &self.active,
+            &self.cancelling,
+            &waiting_ids,
+        );
+        for run_id in &plan.cancel {
+            tracing::info!(schedule_id = %self.id, run_id = %run_id, "cancelling active run (overlap replace)");
+            self.cancelling.push(run_id.clone());
+            self.deps.pool.do_send(CancelRun {
+                run_id: run_id.clone(),
+            });
+        }
+        if !plan.skip.is_empty() {
+            self.waiting.retain(|(_, id)| !plan.skip.contains(id));
+            let reason = format!(
+                "skipped: a newer run became due (overlap policy {})",
+                record.spec.policy.overlap
+            );
+            let ids = plan.skip.clone();
+            let fut = self
+                .deps
+                .store
+                .run(move |conn| runs::skip_waiting(conn, &ids, &reason, store::now()));
+            ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+                if let Err(e) = res {
+                    act.store_failed(e, ctx, |_, ctx| ctx.notify(Reload));
+                }
+            }));
+        }
+        if !self.firing_allowed {
+            return;
+        }
+        for run_id in plan.start {
+            self.waiting.retain(|(_, id)| *id != run_id);
+            self.active.push(run_id.clone());
+            self.deps.pool.do_send(Execute {
+                run_id,
+                schedule_id: self.id.clone(),
+                target: record.spec.target.clone(),
+                timeout: Duration::from_secs(
+                    u64::try_from(record.spec.policy.timeout_seconds).unwrap_or(300),
+                ),
+                report_to: ctx.address().recipient(),
+            });
+        }
+    }
+
+    /// Runs a command's store work, then adopts the result.
+    fn apply(
+        &mut self,
+        command: ScheduleCommand,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
+        let store = self.deps.store.clone();
+        let id = self.id.clone();
+        match command {
+            ScheduleCommand::Replace(body) => self.update(ctx, move |_| body),
+            ScheduleCommand::Patch(patch) => self.update(ctx, move |current| {
+                merge_patch(&body_of(&current.spec), &patch)
+            }),
+            ScheduleCommand::Pause => self.transition(|r, now| r.paused(now)),
+            ScheduleCommand::Resume => self.transition(|r, now| r.resumed(now)),
+            ScheduleCommand::Trigger { reason } => {
+                let fut = store.run(move |conn| {
+                    let now = store::now();
+                    let mut run =
+                        RunRow::new(&id, String::new(), now, now, RunStatus::Pending, 1, now);
+                    run.occurrence_key = ids::manual_occurrence_key(&run.id);
+                    run.trigger_reason = Some(reason);
+                    runs::insert_if_absent(conn, &run)?;
+                    Ok::<_, StoreError>(run)
+                });
+                Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+                    let run = res.map_err(CommandError::from)?;
+                    tracing::info!(schedule_id = %act.id, run_id = %run.id, "manual run triggered");
+                    act.waiting.push((run.due_time, run.id.clone()));
+                    act.waiting.sort();
+                    act.dispatch(ctx);
+                    Ok(CommandReply::Run(Box::new(run)))
+                }))
+            }
+            ScheduleCommand::Delete => {
+                for run_id in self
+                    .active
+                    .iter()
+                    .chain(self.waiting.iter().map(|(_, id)| id))
+                {
+                    self.deps.pool.do_send(CancelRun {
+                        run_id: run_id.clone(),
+                    });
+                }
+                let fut = store.run(move |conn| schedules::delete(conn, &id));
+                Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+                    match res.map_err(CommandError::from)? {
+                        true => {
+                            act.deleted = true;
+                            ctx.stop();
+                            Ok(CommandReply::Deleted)
+                        }
+                        false => Err(CommandError::NotFound),
+                    }
+                }))
+            }
+        }
+    }
+
+    /// PUT/PATCH: validates the new body against the locked row and stores it.
+    fn update(
+        &mut self,
+        _ctx: &mut Context<Self>,
+        make_body: impl FnOnce(&ScheduleRecord) -> ScheduleBody + Send + 'static,
+    ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
+        self.transition_with(move |current, now| {
+            let ctx = ValidationContext {
+                now,
+                default_anchor: current.created_at,
+            };
+            let spec =
+                parse_schedule(&make_body(current), &ctx).map_err(CommandError::Validation)?;
+            Ok(current.replaced(spec, now))
+        })
+    }
+
+    fn transition(
+        &mut self,
+        f: impl FnOnce(&ScheduleRecord, DateTime<Utc>) -> ScheduleRecord + Send + 'static,
+    ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
+        self.transition_with(move |r, now| Ok(f(r, now)))
+    }
+
+    /// Stores a new definition (one transaction), then materialises anything it made due
+    /// (a resume after missed occurrences) before answering, so the reply is current.
+    fn transition_with(
+        &mut self,
+        f: impl FnOnce(&ScheduleRecord, DateTime<Utc>) -> Result<ScheduleRecord, CommandError>
+            + Send
+            + 'static,
+    ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
+        let id = self.id.clone();
+        let fut = self.deps.store.run(move |conn| {
+            let now = store::now();
+            let mut attempted_name = String::new();
+            let record = schedules::update_with(conn, &id, |current| {
+                let next = f(current, now)?;
+                attempted_name = next.spec.name.clone();
+                Ok::<_, CommandError>(next)
+            })
+            .map_err(|e| match e {
+                CommandError::Store(StoreError::Conflict(c)) if c == "schedules_name_key" => {
+                    CommandError::NameTaken(attempted_name)
+                }
+                other => other,
+            })?;
+            let due = record.spec.enabled
+                && record.paused_at.is_none()
+                && record.next_run_at.is_some_and(|n| n <= now);
+            let materialised = if due {
+                Some(schedules::materialise_due(conn, &id, now).map_err(CommandError::from)?)
+            } else {
+                None
+            };
+            Ok::<_, CommandError>((record, materialised))
+        });
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            let (record, materialised) = res?;
+            match materialised {
+                Some(m) => {
+                    let record = m.record.clone();
+                    act.materialised(m, ctx);
+                    Ok(CommandReply::Schedule(Box::new(record)))
+                }
+                None => {
+                    act.record = Some(record.clone());
+                    act.wake(ctx);
+                    act.dispatch(ctx);
+                    Ok(CommandReply::Schedule(Box::new(record)))
+                }
+            }
+        }))
+    }
+}
+
+impl Actor for ScheduleActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.load(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.deps.supervisor.do_send(ActorStopped {
+            id: self.id.clone(),
+            deleted: self.deleted,
+            restarts: self.restarts,
+            last_error: self.last_error.clone(),
+        });
+    }
+}
+
+impl Handler<Apply> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<CommandReply, CommandError>>;
+    fn handle(&mut self, msg: Apply, ctx: &mut Self::Context) -> Self::Result {
+        self.apply(msg.command, ctx)
+    }
+}
+
+impl Handler<RunEnded> for ScheduleActor {
+    type Result = ();
+    fn handle(&mut self, msg: RunEnded, ctx: &mut Self::Context) {
+        self.active.retain(|id| *id != msg.run_id);
+        self.cancelling.retain(|id| *id != msg.run_id);
+        match msg.end {
+            RunEnd::Finished { status, retry } => {
+                if status == RunStatus::Failed || status == RunStatus::DeadLettered {
+                    self.last_error = Some(format!("run {} ended {status}", msg.run_id));
+                }
+                if let Some((retry_id, due)) = retry {
+                    tracing::info!(schedule_id = %self.id, run_id = %retry_id, due = %due, "retry scheduled");
+                    self.arm_retry(retry_id, due, store::now(), ctx);
+                }
+            }
+            RunEnd::NoCapacity => {
+                self.waiting.push((store::now(), msg.run_id));
+                self.waiting.sort();
+                if self.capacity_retry.is_none() {
+                    self.capacity_retry = Some(ctx.run_later(CAPACITY_RETRY, |act, ctx| {
+                        act.capacity_retry = None;
+                        act.dispatch(ctx);
+                    }));
+                }
+            }
+            RunEnd::Gone | RunEnd::ShuttingDown => {}
+            RunEnd::Failed { error } => {
+                tracing::warn!(schedule_id = %self.id, run_id = %msg.run_id, %error, "run could not be processed; reloading");
+                self.last_error = Some(error);
+                ctx.run_later(Duration::from_secs(1), |_, ctx| ctx.notify(Reload));
+            }
+        }
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<Reload> for ScheduleActor {
+    type Result = ();
+    fn handle(&mut self, _: Reload, ctx: &mut Self::Context) {
+        self.load(ctx);
+    }
+}
+
+impl Handler<StopFiring> for ScheduleActor {
+    type Result = ();
+    fn handle(&mut self, _: StopFiring, ctx: &mut Self::Context) {
+        self.firing_allowed = false;
+        if let Some(t) = self.timer.take() {
+            ctx.cancel_future(t);
+        }
+        for (_, t) in self.retry_timers.drain() {
+            ctx.cancel_future(t);
+        }
+    }
+}
+
+/// A snapshot of one actor, for `GET /v1/schedules/{id}`.
+#[derive(Message)]
+#[rtype(result = "ActorSnapshot")]
+pub struct Inspect;
+
+#[derive(Debug, Clone, MessageResponse, serde::Serialize)]
+pub struct ActorSnapshot {
+    pub state: &'static str,
+    pub next_fire_in_ms: Option<i64>,
+    pub active_runs: usize,
+    pub queued_runs: usize,
+    pub last_fire_at: Option<DateTime<Utc>>,
+    pub last_fire_lag_ms: Option<f64>,
+    pub restarts: u32,
+    pub last_error: Option<String>,
+}
+
+impl Handler<Inspect> for ScheduleActor {
+    type Result = ActorSnapshot;
+    fn handle(&mut self, _: Inspect, _: &mut Self::Context) -> ActorSnapshot {
+        let next = self
+            .record
+            .as_ref()
+            .and_then(|r| r.next_run_at)
+            .filter(|_| self.state == ActorState::Armed || self.state == ActorState::Firing);
+        ActorSnapshot {
+            state: self.state.as_str(),
+            next_fire_in_ms: next.map(|n| (n - Utc::now()).num_milliseconds().max(0)),
+            active_runs: self.active.len(),
+            queued_runs: self.waiting.len() + self.retry_timers.len(),
+            last_fire_at: self.last_fire_at,
+            last_fire_lag_ms: self.last_fire_lag_ms,
+            restarts: self.restarts,
+            last_error: self.last_error.clone(),
+        }
+    }
+}

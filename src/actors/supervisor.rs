@@ -1,0 +1,277 @@
+//! Provides the `Supervisor`: one per node. It owns the registry `schedule_id →
+//! Addr<ScheduleActor>`, starts an actor per schedule at boot, creates schedules, routes
+//! every other command to the right actor, restarts actors that die (counting restarts),
+//! and runs the housekeeping pass that picks up schedules changed by other nodes.
+//!
+//! It never looks for due work: the actors' timers do that.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, SubsecRound, Utc};
+use diesel::prelude::*;
+
+use super::executor::ExecutorPool;
+use super::messages::{Apply, CommandReply, Reload, StopFiring};
+use super::schedule::{ActorSnapshot, Inspect, ScheduleActor, ScheduleDeps};
+use crate::commands::CommandError;
+use crate::domain::ids;
+use crate::domain::validation::{parse_schedule, ScheduleBody, ValidationContext};
+use crate::store::schedules::{self, ScheduleRecord};
+use crate::store::schema;
+use crate::store::{self, Store, StoreError};
+
+/// How often housekeeping runs.
+pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+/// Changes are looked for this far behind the newest seen, to absorb clock skew.
+const SYNC_SLACK: chrono::Duration = chrono::Duration::seconds(5);
+
+pub struct Supervisor {
+    store: Store,
+    pool: Addr<ExecutorPool>,
+    registry: HashMap<String, Addr<ScheduleActor>>,
+    /// `updated_at` of each schedule as this node last applied it.
+    seen: HashMap<String, DateTime<Utc>>,
+    restarts: HashMap<String, u32>,
+    restarts_total: u64,
+    watermark: Option<DateTime<Utc>>,
+    shutting_down: bool,
+    pub(crate) last_tick_at: Option<DateTime<Utc>>,
+}
+
+impl Supervisor {
+    pub fn new(store: Store, pool: Addr<ExecutorPool>) -> Supervisor {
+        Supervisor {
+            store,
+            pool,
+            registry: HashMap::new(),
+            seen: HashMap::new(),
+            restarts: HashMap::new(),
+            restarts_total: 0,
+            watermark: None,
+            shutting_down: false,
+            last_tick_at: None,
+        }
+    }
+
+    fn spawn_actor(&mut self, id: String, ctx: &mut Context<Self>) -> Addr<ScheduleActor> {
+        let deps = ScheduleDeps {
+            store: self.store.clone(),
+            pool: self.pool.clone(),
+            supervisor: ctx.address(),
+        };
+        let restarts = self.restarts.get(&id).copied().unwrap_or(0);
+        let addr = ScheduleActor::new(id.clone(), deps, restarts).start();
+        self.registry.insert(id, addr.clone());
+        addr
+    }
+
+    /// Starts actors for schedules created or changed elsewhere; tells actors whose row
+    /// changed behind their back to reload. Uses the `updated_at` index, never a full scan.
+    fn sync(&mut self, ctx: &mut Context<Self>) {
+        let since = self.watermark;
+        let fut = self.store.run(move |conn| {
+            use schema::schedules::dsl as s;
+            let q = s::schedules.select((s::id, s::updated_at)).into_boxed();
+            let q = match since {
+                Some(w) => q.filter(s::updated_at.gt(w)),
+                None => q,
+            };
+            Ok::<_, StoreError>(q.load::<(String, DateTime<Utc>)>(conn)?)
+        });
+        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok(rows) => {
+                for (id, updated_at) in rows {
+                    act.watermark = Some(act.watermark.map_or(updated_at, |w| w.max(updated_at)));
+                    if act.seen.get(&id) == Some(&updated_at) {
+                        continue;
+                    }
+                    act.seen.insert(id.clone(), updated_at);
+                    match act.registry.get(&id) {
+                        Some(addr) => addr.do_send(Reload),
+                        None if !act.shutting_down => {
+                            act.spawn_actor(id, ctx);
+                        }
+                        None => {}
+                    }
+                }
+                if let Some(w) = act.watermark {
+                    act.watermark = Some(w - SYNC_SLACK);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "schedule sync failed; will retry"),
+        }));
+    }
+
+    pub(crate) fn actor(&self, id: &str) -> Option<&Addr<ScheduleActor>> {
+        self.registry.get(id)
+    }
+
+    fn remember(&mut self, record: &ScheduleRecord) {
+        self.seen.insert(record.id.clone(), record.updated_at);
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.sync(ctx);
+        ctx.run_interval(HOUSEKEEPING_INTERVAL, |act, ctx| {
+            act.last_tick_at = Some(Utc::now());
+            if !act.shutting_down {
+                act.sync(ctx);
+            }
+        });
+    }
+}
+
+/// HTTP → Supervisor: create a schedule and start its actor.
+#[derive(Message)]
+#[rtype(result = "Result<ScheduleRecord, CommandError>")]
+pub struct CreateSchedule {
+    pub body: ScheduleBody,
+}
+
+impl Handler<CreateSchedule> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
+    fn handle(&mut self, msg: CreateSchedule, _: &mut Self::Context) -> Self::Result {
+        let now = store::now();
+        let ctx = ValidationContext {
+            now,
+            default_anchor: now.trunc_subsecs(0),
+        };
+        let spec = match parse_schedule(&msg.body, &ctx) {
+            Ok(spec) => spec,
+            Err(details) => return Box::pin(fut::ready(Err(CommandError::Validation(details)))),
+        };
+        let record = ScheduleRecord::create(ids::schedule_id(), spec, now);
+        let to_insert = record.clone();
+        let fut = self
+            .store
+            .run(move |conn| schedules::insert(conn, &to_insert));
+        Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
+            res.map_err(|e| match e {
+                StoreError::Conflict(c) if c == "schedules_name_key" => {
+                    CommandError::NameTaken(record.spec.name.clone())
+                }
+                other => other.into(),
+            })?;
+            act.remember(&record);
+            act.spawn_actor(record.id.clone(), ctx);
+            Ok(record)
+        }))
+    }
+}
+
+impl Handler<Apply> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<CommandReply, CommandError>>;
+    fn handle(&mut self, msg: Apply, _: &mut Self::Context) -> Self::Result {
+        let known = self.registry.get(&msg.id).cloned();
+        let store = self.store.clone();
+        let id = msg.id.clone();
+        Box::pin(
+            async move {
+                if known.is_none() {
+                    // Created by another node and not synced yet, or gone.
+                    store.run(move |conn| schedules::find(conn, &id)).await?;
+                }
+                Ok::<_, CommandError>(known)
+            }
+            .into_actor(self)
+            .then(move |found, act, ctx| {
+                let addr = match found {
+                    Ok(Some(addr)) => Ok(addr),
+                    Ok(None) => Ok(act.spawn_actor(msg.id.clone(), ctx)),
+                    Err(e) => Err(e),
+                };
+                async move {
+                    let addr = addr?;
+                    addr.send(msg)
+                        .await
+                        .map_err(|_| CommandError::SchedulerUnavailable)?
+                }
+                .into_actor(act)
+                .map(|reply, act, _| {
+                    if let Ok(CommandReply::Schedule(record)) = &reply {
+                        act.remember(record);
+                    }
+                    reply
+                })
+            }),
+        )
+    }
+}
+
+/// ScheduleActor → Supervisor: it stopped (deleted, or failed and should be restarted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ActorStopped {
+    pub id: String,
+    pub deleted: bool,
+    pub restarts: u32,
+    pub last_error: Option<String>,
+}
+
+impl Handler<ActorStopped> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: ActorStopped, ctx: &mut Self::Context) {
+        self.registry.remove(&msg.id);
+        if msg.deleted {
+            self.seen.remove(&msg.id);
+            self.restarts.remove(&msg.id);
+            return;
+        }
+        if self.shutting_down {
+            return;
+        }
+        let restarts = msg.restarts + 1;
+        self.restarts.insert(msg.id.clone(), restarts);
+        self.restarts_total += 1;
+        let delay = Duration::from_millis(200 * u64::from(restarts.min(50)));
+        tracing::warn!(schedule_id = %msg.id, restarts, error = ?msg.last_error, "restarting schedule actor");
+        let id = msg.id;
+        ctx.run_later(delay, move |act, ctx| {
+            if !act.shutting_down && !act.registry.contains_key(&id) {
+                act.spawn_actor(id, ctx);
+            }
+        });
+    }
+}
+
+impl Handler<StopFiring> for Supervisor {
+    type Result = ResponseActFuture<Self, ()>;
+    fn handle(&mut self, _: StopFiring, _: &mut Self::Context) -> Self::Result {
+        self.shutting_down = true;
+        let sends: Vec<_> = self.registry.values().map(|a| a.send(StopFiring)).collect();
+        Box::pin(
+            async move {
+                for s in sends {
+                    let _ = s.await;
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+/// HTTP → Supervisor: one actor's live view (None when no actor runs it here).
+#[derive(Message)]
+#[rtype(result = "Option<ActorSnapshot>")]
+pub struct InspectSchedule {
+    pub id: String,
+}
+
+impl Handler<InspectSchedule> for Supervisor {
+    type Result = ResponseFuture<Option<ActorSnapshot>>;
+    fn handle(&mut self, msg: InspectSchedule, _: &mut Self::Context) -> Self::Result {
+        let addr = self.registry.get(&msg.id).cloned();
+        Box::pin(async move {
+            match addr {
+                Some(a) => a.send(Inspect).await.ok(),
+                None => None,
+            }
+        })
+    }
+}
