@@ -1,5 +1,7 @@
 //! Spawns the real application on a random port against a fresh database of this test
 //! binary's own PostgreSQL cluster, and offers one typed method per endpoint.
+//! Shared by several test binaries (`#[path]`), each using a subset of it.
+#![allow(dead_code)]
 
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};

@@ -1,0 +1,250 @@
+//! Targets execute with their identity and leave receipts; timers fire on the grid.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+use crate::support::{count, runs_of, ts, wait_runs, Target};
+
+#[actix_web::test]
+async fn an_interval_schedule_fires_on_its_grid() {
+    let app = spawn_app().await;
+    let s = app
+        .create_schedule(&json!({
+            "name": "every-second", "timezone": "UTC",
+            "schedule": {"kind": "interval", "every_seconds": 1},
+            "target": {"kind": "workflow", "workflow_id": "builtin.noop"},
+            "policy": {"overlap": "allow", "max_concurrency": 5}
+        }))
+        .await;
+    let id = s["id"].as_str().unwrap();
+    let anchor = ts(&s["schedule"]["anchor_at"]);
+    let runs = wait_runs(&app, id, "3 successes", |r| count(r, "succeeded") >= 3).await;
+    let mut nominal: Vec<_> = runs.iter().map(|r| ts(&r["nominal_time"])).collect();
+    nominal.sort();
+    nominal.dedup();
+    assert_eq!(nominal.len(), runs.len(), "one run per occurrence");
+    for n in &nominal {
+        let offset = (*n - anchor).num_milliseconds();
+        assert!(
+            offset > 0 && offset % 1000 == 0,
+            "{n} is not on the grid of {anchor}"
+        );
+    }
+    for r in &runs {
+        let key = r["occurrence_key"].as_str().unwrap();
+        assert_eq!(key, format!("{id}:{}", r["nominal_time"].as_str().unwrap()));
+        assert_eq!(r["attempt"], 1);
+    }
+    let sched = app.get(&format!("/v1/schedules/{id}")).await.body;
+    assert!(ts(&sched["last_run_at"]) >= *nominal.last().unwrap());
+    assert!(ts(&sched["next_run_at"]) > ts(&sched["last_run_at"]));
+}
+
+#[actix_web::test]
+async fn http_targets_receive_identity_headers_and_leave_a_receipt() {
+    let app = spawn_app().await;
+    let target = Target::start(200, "{\"ok\":true}");
+    let s = app
+        .create_schedule(&json!({
+            "name": "hook", "timezone": "UTC",
+            "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+            "target": {"kind": "http", "method": "post", "url": format!("{}/hook", target.url),
+                       "headers": {"X-Custom": "yes", "Idempotency-Key": "mine"}, "body": {"hello": "world"}}
+        }))
+        .await;
+    let id = s["id"].as_str().unwrap();
+    let t = app.trigger(id, "http identity").await;
+    let run_id = t["run_id"].as_str().unwrap();
+    let run = app
+        .poll(
+            &format!("/v1/runs/{run_id}"),
+            Duration::from_secs(20),
+            |r| r["status"] == "succeeded",
+        )
+        .await;
+    assert_eq!(run["http_status_code"], 200);
+    let reqs = target.requests();
+    assert_eq!(reqs.len(), 1);
+    let req = &reqs[0];
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.path, "/hook");
+    assert_eq!(req.headers["wakeplane-schedule-id"], id);
+    assert_eq!(req.headers["wakeplane-run-id"], run_id);
+    assert_eq!(
+        req.headers["wakeplane-occurrence-key"],
+        format!("manual:{run_id}")
+    );
+    assert_eq!(req.headers["wakeplane-attempt"], "1");
+    assert_eq!(
+        req.headers["idempotency-key"], "mine",
+        "the target's own header wins"
+    );
+    assert_eq!(req.headers["x-custom"], "yes");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&req.body).unwrap(),
+        json!({"hello": "world"})
+    );
+    let receipts = app.get(&format!("/v1/runs/{run_id}/receipts")).await.body;
+    let items = receipts["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["receipt_kind"], "http_response");
+    assert!(items[0]["body"].as_str().unwrap().contains("200"));
+}
+
+#[actix_web::test]
+async fn shell_targets_get_identity_env_and_stdout_stderr_receipts() {
+    let app = spawn_app().await;
+    let s = app
+        .create_schedule(&json!({
+            "name": "shell", "timezone": "UTC",
+            "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+            "target": {"kind": "shell", "command": "/bin/sh",
+                       "args": ["-c", "echo run=$WAKEPLANE_RUN_ID key=$WAKEPLANE_OCCURRENCE_KEY attempt=$WAKEPLANE_ATTEMPT; echo oops >&2; exit 3", "$HOME"]}
+        }))
+        .await;
+    let id = s["id"].as_str().unwrap();
+    let run_id = app.trigger(id, "shell identity").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = app
+        .poll(
+            &format!("/v1/runs/{run_id}"),
+            Duration::from_secs(20),
+            |r| r["status"] == "dead_lettered",
+        )
+        .await;
+    assert_eq!(run["exit_code"], 3);
+    assert!(run["error_text"].as_str().unwrap().contains('3'));
+    let receipts = app.get(&format!("/v1/runs/{run_id}/receipts")).await.body;
+    let items = receipts["items"].as_array().unwrap();
+    let kinds: Vec<&str> = items
+        .iter()
+        .map(|r| r["receipt_kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["stdout", "stderr"]);
+    assert_eq!(
+        items[0]["body"].as_str().unwrap().trim(),
+        format!("run={run_id} key=manual:{run_id} attempt=1")
+    );
+    assert_eq!(items[1]["body"].as_str().unwrap().trim(), "oops");
+}
+
+#[actix_web::test]
+async fn workflows_return_results_and_unknown_ids_fail_clearly() {
+    let app = spawn_app().await;
+    let echo = app
+        .create_schedule(&json!({
+            "name": "echo", "timezone": "UTC",
+            "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+            "target": {"kind": "workflow", "workflow_id": "builtin.echo", "input": {"n": [1, 2]}}
+        }))
+        .await;
+    let run_id = app.trigger(echo["id"].as_str().unwrap(), "echo").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = app
+        .poll(
+            &format!("/v1/runs/{run_id}"),
+            Duration::from_secs(20),
+            |r| r["status"] == "succeeded",
+        )
+        .await;
+    assert_eq!(run["result_json"], json!({"n": [1, 2]}));
+    assert!(run["duration_ms"].is_number());
+    let receipts = app.get(&format!("/v1/runs/{run_id}/receipts")).await.body;
+    assert_eq!(receipts["items"][0]["receipt_kind"], "workflow_result");
+
+    let missing = app
+        .create_schedule(&json!({
+            "name": "missing", "timezone": "UTC",
+            "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+            "target": {"kind": "workflow", "workflow_id": "sync.nowhere"}
+        }))
+        .await;
+    let run_id = app
+        .trigger(missing["id"].as_str().unwrap(), "missing")
+        .await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = app
+        .poll(
+            &format!("/v1/runs/{run_id}"),
+            Duration::from_secs(20),
+            |r| r["status"] == "dead_lettered",
+        )
+        .await;
+    assert_eq!(
+        run["error_text"],
+        "workflow \"sync.nowhere\" is not registered"
+    );
+}
+
+#[actix_web::test]
+async fn a_once_schedule_fires_once_then_finishes() {
+    let app = spawn_app().await;
+    let at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let s = app
+        .create_schedule(&json!({
+            "name": "once", "timezone": "UTC",
+            "schedule": {"kind": "once", "at": at.to_rfc3339()},
+            "target": {"kind": "workflow", "workflow_id": "builtin.noop"}
+        }))
+        .await;
+    let id = s["id"].as_str().unwrap();
+    let runs = wait_runs(&app, id, "the one run", |r| count(r, "succeeded") == 1).await;
+    assert_eq!(runs.len(), 1);
+    let sched = app.get(&format!("/v1/schedules/{id}")).await.body;
+    assert_eq!(sched["next_run_at"], serde_json::Value::Null);
+    assert_eq!(sched["enabled"], true, "the schedule stays as it is");
+    assert_eq!(
+        app.get(&format!("/v1/schedules/{id}/upcoming")).await.body["items"],
+        json!([])
+    );
+    assert_eq!(runs_of(&app, id).await.len(), 1);
+}
+
+#[actix_web::test]
+async fn timeout_stops_the_work_and_fails_the_run() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let s = app
+        .create_schedule(&json!({
+            "name": "slow", "timezone": "UTC",
+            "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+            "target": {"kind": "shell", "command": "/bin/sh",
+                       "args": ["-c", format!("echo $$ > {}; sleep 60", pidfile.display())]},
+            "policy": {"timeout_seconds": 1}
+        }))
+        .await;
+    let run_id = app.trigger(s["id"].as_str().unwrap(), "timeout").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = app
+        .poll(
+            &format!("/v1/runs/{run_id}"),
+            Duration::from_secs(30),
+            |r| r["status"] == "dead_lettered",
+        )
+        .await;
+    let err = run["error_text"].as_str().unwrap();
+    assert!(err.contains("timed out after 1 second"), "{err}");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The process was killed (or is a zombie awaiting its reaper).
+    let exists = unsafe { libc::kill(pid, 0) } == 0;
+    let alive = exists
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z");
+    assert!(!alive, "shell process {pid} survived its timeout");
+}
