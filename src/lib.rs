@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod executors;
+pub mod metrics;
 pub mod pg;
 pub mod startup;
 pub mod store;

@@ -7,15 +7,17 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{web, App, HttpServer};
+use actix_web::{middleware, web, App, HttpServer};
 use chrono::Utc;
 use tracing_actix_web::TracingLogger;
 
 use crate::actors::{Scheduler, SchedulerConfig};
+use crate::api::auth::{self, Auth, Tokens};
 use crate::api::{self, AppState};
 use crate::commands::Commands;
 use crate::config::Config;
 use crate::executors::WorkflowRegistry;
+use crate::metrics::Metrics;
 use crate::pg::PgCluster;
 use crate::store::{self, Store, StoreError};
 
@@ -88,11 +90,23 @@ impl Application {
             },
             store.clone(),
             workflows,
+            Metrics::new(),
         )
         .await;
+        let tokens = match &config.api_tokens {
+            Some(spec) => Some(
+                Tokens::parse(spec).map_err(|e| anyhow::anyhow!("WAKEPLANE_API_TOKENS: {e}"))?,
+            ),
+            None => None,
+        };
         let listener = TcpListener::bind(&config.http_addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_addr))?;
-        let port = listener.local_addr()?.port();
+        let local = listener.local_addr()?;
+        let port = local.port();
+        if tokens.is_none() && !local.ip().is_loopback() {
+            tracing::warn!(addr = %local, "the API is open (no WAKEPLANE_API_TOKENS) on a non-loopback address");
+        }
+        let auth = web::Data::new(Auth(tokens));
         let state = web::Data::new(AppState {
             commands: Commands::new(scheduler.supervisor.clone()),
             scheduler: scheduler.clone(),
@@ -102,8 +116,11 @@ impl Application {
         });
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(middleware::from_fn(auth::require_token))
+                .wrap(middleware::from_fn(auth::request_id_header))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
+                .app_data(auth.clone())
                 .configure(api::configure)
         })
         .listen(listener)?

@@ -72,12 +72,18 @@ async fn database_outage_gives_503_and_recovers() {
             .post(format!("{base}/v1/schedules/{id}/trigger"))
             .json(&json!({"reason": "x"})),
         client.get(format!("{base}/v1/runs")),
-        client.get(format!("{base}/v1/status")),
     ] {
         let (s, b) = send(req).await;
         assert_eq!(s, 503, "{b}");
         assert_eq!(b["code"], "unavailable", "{b}");
     }
+
+    // Status still answers, saying the database is down.
+    let (s, b) = send(client.get(format!("{base}/v1/status"))).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["database"]["ok"], false);
+    assert_eq!(b["runs"]["pending"], Value::Null);
+    assert_eq!(b["actors"]["total"], 1);
 
     let c = cluster.clone();
     tokio::task::spawn_blocking(move || c.lock().unwrap().restart().expect("restart"))

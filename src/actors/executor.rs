@@ -7,11 +7,13 @@
 //! the schedule actor. It never decides policy; it never touches schedule definitions.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use tokio_util::sync::CancellationToken;
 
+use super::health::HealthBoard;
 use super::messages::{CancelRun, Drain, Execute, RunEnd, RunEnded};
 use crate::domain::RunStatus;
 use crate::executors::{Executors, Outcome, OutcomeStatus, RunIdentity};
@@ -26,6 +28,7 @@ pub struct ExecutorDeps {
     pub executors: Executors,
     pub worker_id: String,
     pub lease_ttl: Duration,
+    pub board: Arc<HealthBoard>,
 }
 
 /// Queues runs and hands each to an idle executor.
@@ -338,11 +341,25 @@ async fn execute_run(deps: ExecutorDeps, job: Execute, cancel: CancellationToken
         attempt: run.attempt,
         nominal_time: run.nominal_time,
     };
+    let started = std::time::Instant::now();
     let outcome = deps
         .executors
         .execute(&job.target, &identity, job.timeout, cancel)
         .await;
-    record(&deps, &job.run_id, outcome).await
+    let kind = job.target.kind().as_str();
+    let metrics = deps.board.metrics();
+    metrics
+        .executor_execution_duration_seconds
+        .with_label_values(&[kind])
+        .observe(started.elapsed().as_secs_f64());
+    let end = record(&deps, &job.run_id, outcome).await;
+    if let RunEnd::Finished { status, .. } = &end {
+        metrics
+            .executor_runs_total
+            .with_label_values(&[kind, status.as_str()])
+            .inc();
+    }
+    end
 }
 
 /// Records an outcome, retrying through a database outage for as long as the lease would

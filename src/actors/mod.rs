@@ -14,14 +14,19 @@
 //! from it.
 
 pub mod executor;
+pub mod health;
 pub mod messages;
 pub mod reaper;
 pub mod schedule;
 pub mod supervisor;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+
+use crate::metrics::Metrics;
+use health::HealthBoard;
 
 use crate::executors::{Executors, WorkflowRegistry};
 use crate::store::{self, leases, Store};
@@ -44,6 +49,7 @@ pub struct Scheduler {
     pub supervisor: Addr<Supervisor>,
     pub pool: Addr<ExecutorPool>,
     reaper: Addr<LeaseReaper>,
+    pub board: Arc<HealthBoard>,
     pub config: SchedulerConfig,
 }
 
@@ -54,7 +60,9 @@ impl Scheduler {
         config: SchedulerConfig,
         store: Store,
         workflows: WorkflowRegistry,
+        metrics: Metrics,
     ) -> Scheduler {
+        let board = Arc::new(HealthBoard::new(metrics));
         let worker = config.worker_id.clone();
         match store
             .run(move |conn| leases::recover_expired(conn, Some(&worker), store::now(), 500))
@@ -75,13 +83,14 @@ impl Scheduler {
             executors: Executors::new(workflows),
             worker_id: config.worker_id.clone(),
             lease_ttl: config.lease_ttl,
+            board: board.clone(),
         };
         let workers = config.workers;
         let arbiter = Arbiter::new();
         let pool = ExecutorPool::start_in_arbiter(&arbiter.handle(), move |_| {
             ExecutorPool::new(deps, workers)
         });
-        let supervisor = Supervisor::new(store.clone(), pool.clone()).start();
+        let supervisor = Supervisor::new(store.clone(), pool.clone(), board.clone()).start();
         let reaper = LeaseReaper {
             store,
             supervisor: supervisor.clone(),
@@ -91,6 +100,7 @@ impl Scheduler {
             supervisor,
             pool,
             reaper,
+            board,
             config,
         }
     }

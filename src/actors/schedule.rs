@@ -7,12 +7,14 @@
 //! the database at any instant: its memory is a cache of rows plus its timers.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use super::executor::ExecutorPool;
+use super::health::HealthBoard;
 use super::messages::{
     Apply, CancelRun, CommandReply, Execute, Reload, RunEnd, RunEnded, ScheduleCommand, StopFiring,
 };
@@ -61,6 +63,7 @@ pub struct ScheduleDeps {
     pub store: Store,
     pub pool: Addr<ExecutorPool>,
     pub supervisor: Addr<Supervisor>,
+    pub board: Arc<HealthBoard>,
 }
 
 /// One schedule's live state.
@@ -112,6 +115,18 @@ impl ScheduleActor {
             last_fire_lag_ms: None,
             last_error: None,
         }
+    }
+
+    /// Moves to `state` and tells the health board.
+    fn set_state(&mut self, state: ActorState) {
+        self.state = state;
+        let (name, next) = match &self.record {
+            Some(r) => (r.spec.name.as_str(), r.next_run_at),
+            None => ("", None),
+        };
+        self.deps
+            .board
+            .set_state(&self.id, name, state, next, self.restarts);
     }
 
     /// Backoff for database trouble: 0.5 s doubling to 30 s.
@@ -206,17 +221,17 @@ impl ScheduleActor {
         }
         let Some(record) = &self.record else { return };
         if !record.spec.enabled || record.paused_at.is_some() {
-            self.state = ActorState::Paused;
+            self.set_state(ActorState::Paused);
             return;
         }
         let Some(next) = record.next_run_at else {
-            self.state = ActorState::Finished;
+            self.set_state(ActorState::Finished);
             return;
         };
         if !self.firing_allowed {
             return;
         }
-        self.state = ActorState::Armed;
+        self.set_state(ActorState::Armed);
         let now = Utc::now();
         if next <= now {
             self.fire(ctx);
@@ -237,7 +252,7 @@ impl ScheduleActor {
             // Woke early (a capped timer): sleep again.
             return self.wake(ctx);
         }
-        self.state = ActorState::Firing;
+        self.set_state(ActorState::Firing);
         let id = self.id.clone();
         let now = store::now();
         let fut = self
@@ -248,8 +263,9 @@ impl ScheduleActor {
             Ok(m) => {
                 act.db_failures = 0;
                 act.last_fire_at = Some(woke_at);
-                act.last_fire_lag_ms =
-                    Some((woke_at - nominal).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+                let lag = (woke_at - nominal).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+                act.last_fire_lag_ms = Some(lag);
+                act.deps.board.record_fire_lag(lag);
                 act.materialised(m, ctx);
             }
             Err(e) => act.store_failed(e, ctx, |act, ctx| act.fire(ctx)),
@@ -490,10 +506,16 @@ impl Actor for ScheduleActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.set_state(self.state);
         self.load(ctx);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        if self.deleted {
+            self.deps.board.remove(&self.id);
+        } else {
+            self.set_state(ActorState::Restarting);
+        }
         self.deps.supervisor.do_send(ActorStopped {
             id: self.id.clone(),
             deleted: self.deleted,
@@ -517,6 +539,7 @@ impl Handler<RunEnded> for ScheduleActor {
         self.cancelling.retain(|id| *id != msg.run_id);
         match msg.end {
             RunEnd::Finished { status, retry } => {
+                self.deps.board.record_run_end(&self.id, status);
                 if status == RunStatus::Failed || status == RunStatus::DeadLettered {
                     self.last_error = Some(format!("run {} ended {status}", msg.run_id));
                 }

@@ -6,6 +6,7 @@
 //! It never looks for due work: the actors' timers do that.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -13,6 +14,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 
 use super::executor::ExecutorPool;
+use super::health::HealthBoard;
 use super::messages::{Apply, CommandReply, Reload, StopFiring};
 use super::schedule::{ActorSnapshot, Inspect, ScheduleActor, ScheduleDeps};
 use crate::commands::CommandError;
@@ -30,6 +32,10 @@ const SYNC_SLACK: chrono::Duration = chrono::Duration::seconds(5);
 pub struct Supervisor {
     store: Store,
     pool: Addr<ExecutorPool>,
+    board: Arc<HealthBoard>,
+    /// Commands forwarded to each actor and not yet answered (its mailbox depth as far as
+    /// commands go).
+    inflight: HashMap<String, usize>,
     registry: HashMap<String, Addr<ScheduleActor>>,
     /// `updated_at` of each schedule as this node last applied it.
     seen: HashMap<String, DateTime<Utc>>,
@@ -37,20 +43,24 @@ pub struct Supervisor {
     restarts_total: u64,
     watermark: Option<DateTime<Utc>>,
     shutting_down: bool,
+    syncing: bool,
     pub(crate) last_tick_at: Option<DateTime<Utc>>,
 }
 
 impl Supervisor {
-    pub fn new(store: Store, pool: Addr<ExecutorPool>) -> Supervisor {
+    pub fn new(store: Store, pool: Addr<ExecutorPool>, board: Arc<HealthBoard>) -> Supervisor {
         Supervisor {
             store,
             pool,
+            board,
+            inflight: HashMap::new(),
             registry: HashMap::new(),
             seen: HashMap::new(),
             restarts: HashMap::new(),
             restarts_total: 0,
             watermark: None,
             shutting_down: false,
+            syncing: false,
             last_tick_at: None,
         }
     }
@@ -60,6 +70,7 @@ impl Supervisor {
             store: self.store.clone(),
             pool: self.pool.clone(),
             supervisor: ctx.address(),
+            board: self.board.clone(),
         };
         let restarts = self.restarts.get(&id).copied().unwrap_or(0);
         let addr = ScheduleActor::new(id.clone(), deps, restarts).start();
@@ -70,6 +81,10 @@ impl Supervisor {
     /// Starts actors for schedules created or changed elsewhere; tells actors whose row
     /// changed behind their back to reload. Uses the `updated_at` index, never a full scan.
     fn sync(&mut self, ctx: &mut Context<Self>) {
+        if self.syncing {
+            return;
+        }
+        self.syncing = true;
         let since = self.watermark;
         let fut = self.store.run(move |conn| {
             use schema::schedules::dsl as s;
@@ -80,8 +95,10 @@ impl Supervisor {
             };
             Ok::<_, StoreError>(q.load::<(String, DateTime<Utc>)>(conn)?)
         });
-        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+        // Spawned, not awaited: a slow or absent database must never block commands.
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
             Ok(rows) => {
+                act.syncing = false;
                 for (id, updated_at) in rows {
                     act.watermark = Some(act.watermark.map_or(updated_at, |w| w.max(updated_at)));
                     if act.seen.get(&id) == Some(&updated_at) {
@@ -100,7 +117,10 @@ impl Supervisor {
                     act.watermark = Some(w - SYNC_SLACK);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "schedule sync failed; will retry"),
+            Err(e) => {
+                act.syncing = false;
+                tracing::warn!(error = %e, "schedule sync failed; will retry");
+            }
         }));
     }
 
@@ -119,7 +139,10 @@ impl Actor for Supervisor {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.sync(ctx);
         ctx.run_interval(HOUSEKEEPING_INTERVAL, |act, ctx| {
-            act.last_tick_at = Some(Utc::now());
+            let now = Utc::now();
+            act.last_tick_at = Some(now);
+            let max_mailbox = act.inflight.values().copied().max().unwrap_or(0);
+            act.board.set_tick(now, max_mailbox);
             if !act.shutting_down {
                 act.sync(ctx);
             }
@@ -229,6 +252,7 @@ impl Handler<ActorStopped> for Supervisor {
         let restarts = msg.restarts + 1;
         self.restarts.insert(msg.id.clone(), restarts);
         self.restarts_total += 1;
+        self.board.record_restart();
         let delay = Duration::from_millis(200 * u64::from(restarts.min(50)));
         tracing::warn!(schedule_id = %msg.id, restarts, error = ?msg.last_error, "restarting schedule actor");
         let id = msg.id;

@@ -4,11 +4,11 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::error::ApiError;
 use super::AppState;
+use crate::actors::supervisor::HOUSEKEEPING_INTERVAL;
 use crate::domain::ids::format_instant;
 use crate::domain::RunStatus;
-use crate::store::{runs, schedules};
+use crate::store::{self, leases, runs, schedules, StoreError};
 
 /// Liveness: never touches the database.
 pub async fn healthz() -> HttpResponse {
@@ -24,12 +24,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Counts shared by status and metrics.
+/// Stored-state counts shared by status and metrics.
 pub struct Counts {
     pub schedules_total: i64,
     pub schedules_enabled: i64,
     pub by_status: Vec<(RunStatus, i64)>,
     pub dead_letters: i64,
+    pub leases_active: i64,
+    pub leases_expired: i64,
 }
 
 impl Counts {
@@ -42,103 +44,92 @@ impl Counts {
     }
 }
 
-pub async fn counts(state: &AppState) -> Result<Counts, ApiError> {
-    let (schedules_total, schedules_enabled, by_status, dead_letters) = state
+pub async fn counts(state: &AppState) -> Result<Counts, StoreError> {
+    state
         .store
         .run(|conn| {
-            let (total, enabled) = schedules::counts(conn)?;
-            let (by_status, dead) = runs::counts_by_status(conn)?;
-            Ok::<_, crate::store::StoreError>((total, enabled, by_status, dead))
+            let (schedules_total, schedules_enabled) = schedules::counts(conn)?;
+            let (by_status, dead_letters) = runs::counts_by_status(conn)?;
+            let (leases_active, leases_expired) = leases::lease_counts(conn, store::now())?;
+            Ok(Counts {
+                schedules_total,
+                schedules_enabled,
+                by_status,
+                dead_letters,
+                leases_active,
+                leases_expired,
+            })
         })
-        .await?;
-    Ok(Counts {
-        schedules_total,
-        schedules_enabled,
-        by_status,
-        dead_letters,
-    })
+        .await
 }
 
-pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let c = counts(&state).await?;
+/// `/v1/status`: answers even while the database is down (`database.ok: false`, stored
+/// counts null), because that is when operators need it most.
+pub async fn status(state: web::Data<AppState>) -> HttpResponse {
+    let counts = counts(&state).await;
+    if let Err(e) = &counts {
+        tracing::warn!(error = %e, "status without database counts");
+    }
+    let counts = counts.ok();
     let (size, idle) = state.store.pool_state();
-    Ok(HttpResponse::Ok().json(json!({
+    let view = state.scheduler.board.view(chrono::Utc::now());
+    let c = counts.as_ref();
+    let n = |f: &dyn Fn(&Counts) -> i64| c.map(f);
+    HttpResponse::Ok().json(json!({
         "service": "wakeplane",
         "version": env!("CARGO_PKG_VERSION"),
         "started_at": format_instant(state.started_at),
         "node_id": state.node_id,
-        "database": {"driver": "postgres", "path": state.store.location(), "ok": true,
+        "database": {"driver": "postgres", "path": state.store.location(), "ok": counts.is_some(),
                      "pool": {"size": size, "idle": idle}},
-        "schedules": {"total": c.schedules_total, "enabled": c.schedules_enabled},
-        "runs": {
-            "pending": c.of(RunStatus::Pending),
-            "running": c.of(RunStatus::Running) + c.of(RunStatus::Claimed),
-            "failed": c.of(RunStatus::Failed),
-            "retry_queued": c.of(RunStatus::RetryScheduled),
-            "dead_letter": c.dead_letters,
+        "scheduler": {
+            "mode": "timers",
+            "last_tick_at": view.last_tick_at.map(format_instant),
+            "loop_interval_seconds": HOUSEKEEPING_INTERVAL.as_secs(),
+            "due_runs": n(&|c| c.of(RunStatus::Pending)),
+            "next_due_schedule_id": view.next_due.as_ref().map(|(id, _)| id.clone()),
+            "next_due_run_at": view.next_due.as_ref().map(|(_, at)| format_instant(*at)),
         },
-    })))
+        "workers": {
+            "active": view.workers_active,
+            "capacity": view.workers_capacity.max(state.scheduler.config.workers),
+            "claimed_but_expired": n(&|c| c.leases_expired),
+        },
+        "schedules": {"total": n(&|c| c.schedules_total), "enabled": n(&|c| c.schedules_enabled)},
+        "runs": {
+            "pending": n(&|c| c.of(RunStatus::Pending)),
+            "running": n(&|c| c.of(RunStatus::Running) + c.of(RunStatus::Claimed)),
+            "failed": n(&|c| c.of(RunStatus::Failed)),
+            "retry_queued": n(&|c| c.of(RunStatus::RetryScheduled)),
+            "dead_letter": n(&|c| c.dead_letters),
+        },
+        "actors": view.actors,
+    }))
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let c = counts(&state).await?;
-    let total: i64 = c.by_status.iter().map(|(_, n)| n).sum();
-    let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, value: i64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    };
-    family(
-        "schedules_total",
-        "gauge",
-        "Schedules defined.",
-        c.schedules_total,
-    );
-    family(
-        "schedules_enabled_total",
-        "gauge",
-        "Schedules not paused.",
-        c.schedules_enabled,
-    );
-    family("runs_total", "gauge", "Runs in the ledger.", total);
-    family(
-        "runs_due",
-        "gauge",
-        "Runs pending.",
-        c.of(RunStatus::Pending),
-    );
-    family(
-        "runs_running",
-        "gauge",
-        "Runs claimed or running.",
-        c.of(RunStatus::Running) + c.of(RunStatus::Claimed),
-    );
-    family(
-        "runs_failed_total",
-        "gauge",
-        "Runs that failed.",
-        c.of(RunStatus::Failed),
-    );
-    family(
-        "runs_succeeded_total",
-        "gauge",
-        "Runs that succeeded.",
-        c.of(RunStatus::Succeeded),
-    );
-    family(
-        "runs_retry_queued",
-        "gauge",
-        "Runs waiting for a retry.",
-        c.of(RunStatus::RetryScheduled),
-    );
-    family(
-        "dead_letters_total",
-        "gauge",
-        "Dead-letter rows.",
-        c.dead_letters,
-    );
-    Ok(HttpResponse::Ok()
+/// `/v1/metrics`: Prometheus text. Stored-state gauges are refreshed from the database
+/// first; if it is down they keep their last values and the live ones still answer.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let m = state.scheduler.board.metrics();
+    match counts(&state).await {
+        Ok(c) => {
+            let total: i64 = c.by_status.iter().map(|(_, n)| n).sum();
+            m.schedules_total.set(c.schedules_total);
+            m.schedules_enabled_total.set(c.schedules_enabled);
+            m.runs_total.set(total);
+            m.runs_due.set(c.of(RunStatus::Pending));
+            m.runs_running
+                .set(c.of(RunStatus::Running) + c.of(RunStatus::Claimed));
+            m.runs_failed_total.set(c.of(RunStatus::Failed));
+            m.runs_succeeded_total.set(c.of(RunStatus::Succeeded));
+            m.runs_retry_queued.set(c.of(RunStatus::RetryScheduled));
+            m.dead_letters_total.set(c.dead_letters);
+            m.worker_leases_active.set(c.leases_active);
+            m.claimed_but_expired_total.set(c.leases_expired);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics without fresh database counts"),
+    }
+    HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(out))
+        .body(m.render())
 }

@@ -5,6 +5,7 @@
 //! answer with a view. Every error, including unknown routes (404) and wrong methods (405),
 //! is the JSON envelope.
 
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod input;

@@ -9,6 +9,7 @@ use super::error::ApiError;
 use super::input::{json_body, param, query, read_body};
 use super::views::{ListView, RunSummaryView, ScheduleSummaryView, ScheduleView};
 use super::AppState;
+use crate::actors::supervisor::InspectSchedule;
 use crate::commands::CommandError;
 use crate::domain::ids::format_instant;
 use crate::domain::validation::ScheduleBody;
@@ -92,12 +93,22 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = schedule_id(path)?;
+    let lookup = id.clone();
     let record = state
         .store
-        .run(move |conn| schedules::find(conn, &id))
+        .run(move |conn| schedules::find(conn, &lookup))
         .await
         .map_err(CommandError::from)?;
-    Ok(HttpResponse::Ok().json(ScheduleView::from(&record)))
+    let mut view = ScheduleView::from(&record);
+    view.actor = state
+        .scheduler
+        .supervisor
+        .send(InspectSchedule { id })
+        .await
+        .ok()
+        .flatten()
+        .and_then(|snapshot| serde_json::to_value(snapshot).ok());
+    Ok(HttpResponse::Ok().json(view))
 }
 
 pub async fn replace(

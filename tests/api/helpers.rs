@@ -256,3 +256,13 @@ pub fn schedule_body(name: &str) -> Value {
         "target": {"kind": "workflow", "workflow_id": "builtin.noop", "input": {"n": 1}}
     })
 }
+
+/// Waits until a schedule has at least `n` succeeded runs.
+pub async fn wait_for_runs(app: &TestApp, schedule_id: &str, n: usize) {
+    app.poll(
+        &format!("/v1/runs?schedule_id={schedule_id}&status=succeeded"),
+        Duration::from_secs(30),
+        |b| b["items"].as_array().is_some_and(|i| i.len() >= n),
+    )
+    .await;
+}

@@ -3,5 +3,6 @@
 mod errors;
 mod health;
 mod helpers;
+mod operator;
 mod runs;
 mod schedules;

@@ -1,0 +1,322 @@
+//! Provides the `HealthBoard`: running aggregates of every schedule actor's health (state
+//! counts, the earliest armed timer, restarts, fire lag, the unhealthy list), updated by
+//! the actors as they change so that reading it never asks 100,000 actors anything.
+//!
+//! Shared behind a mutex; actors write on state changes, `/v1/status` and metrics read.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::schedule::ActorState;
+use crate::domain::RunStatus;
+use crate::metrics::Metrics;
+
+/// A timer this late is reported as overdue.
+const OVERDUE_AFTER: Duration = Duration::seconds(5);
+/// This many failed runs in a row make a schedule unhealthy.
+const FAILURES_UNHEALTHY: u32 = 3;
+/// This many restarts make a schedule unhealthy.
+const RESTARTS_UNHEALTHY: u32 = 3;
+/// Fire lags kept for percentiles.
+const LAG_WINDOW: usize = 4096;
+
+const STATES: [ActorState; 5] = [
+    ActorState::Armed,
+    ActorState::Firing,
+    ActorState::Paused,
+    ActorState::Finished,
+    ActorState::Restarting,
+];
+
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    state: ActorState,
+    next_fire: Option<DateTime<Utc>>,
+    failures_in_a_row: u32,
+    dead_letters: u32,
+    restarts: u32,
+}
+
+#[derive(Default)]
+struct Board {
+    entries: HashMap<String, Entry>,
+    counts: [usize; 5],
+    armed: BTreeSet<(DateTime<Utc>, String)>,
+    restarts_total: u64,
+    lags_ms: VecDeque<f64>,
+    max_mailbox: usize,
+    last_tick_at: Option<DateTime<Utc>>,
+    workers_active: usize,
+    workers_capacity: usize,
+}
+
+fn slot(state: ActorState) -> usize {
+    STATES.iter().position(|s| *s == state).unwrap_or(0)
+}
+
+/// One unhealthy schedule and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unhealthy {
+    pub schedule_id: String,
+    pub name: String,
+    pub state: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FireLag {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// The `actors` block of `/v1/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActorsView {
+    pub total: usize,
+    pub armed: usize,
+    pub paused: usize,
+    pub firing: usize,
+    pub finished: usize,
+    pub restarting: usize,
+    pub restarts_total: u64,
+    pub max_mailbox: usize,
+    pub fire_lag_ms: FireLag,
+    pub unhealthy: Vec<Unhealthy>,
+}
+
+/// Scheduler-wide figures for `/v1/status`.
+#[derive(Debug, Clone)]
+pub struct BoardView {
+    pub actors: ActorsView,
+    pub next_due: Option<(String, DateTime<Utc>)>,
+    pub last_tick_at: Option<DateTime<Utc>>,
+    pub workers_active: usize,
+    pub workers_capacity: usize,
+}
+
+pub struct HealthBoard {
+    board: Mutex<Board>,
+    metrics: Metrics,
+}
+
+impl HealthBoard {
+    pub fn new(metrics: Metrics) -> HealthBoard {
+        HealthBoard {
+            board: Mutex::new(Board::default()),
+            metrics,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Board) -> T) -> T {
+        let mut guard = match self.board.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Records an actor's state and (when armed) its next fire; registers it if new.
+    pub fn set_state(
+        &self,
+        id: &str,
+        name: &str,
+        state: ActorState,
+        next_fire: Option<DateTime<Utc>>,
+        restarts: u32,
+    ) {
+        let next_fire = next_fire.filter(|_| state == ActorState::Armed);
+        let metrics = &self.metrics;
+        self.with(|b| {
+            let previous = b.entries.get(id).map(|e| (e.state, e.next_fire));
+            let entry = b.entries.entry(id.to_string()).or_insert_with(|| Entry {
+                name: String::new(),
+                state,
+                next_fire: None,
+                failures_in_a_row: 0,
+                dead_letters: 0,
+                restarts,
+            });
+            if entry.name != name {
+                entry.name = name.to_string();
+            }
+            entry.state = state;
+            entry.restarts = restarts;
+            entry.next_fire = next_fire;
+            if let Some((old_state, old_fire)) = previous {
+                if let Some(f) = old_fire {
+                    b.armed.remove(&(f, id.to_string()));
+                }
+                b.counts[slot(old_state)] = b.counts[slot(old_state)].saturating_sub(1);
+                metrics
+                    .schedule_actors
+                    .with_label_values(&[old_state.as_str()])
+                    .set(b.counts[slot(old_state)] as i64);
+            }
+            if let Some(f) = next_fire {
+                b.armed.insert((f, id.to_string()));
+            }
+            b.counts[slot(state)] += 1;
+            metrics
+                .schedule_actors
+                .with_label_values(&[state.as_str()])
+                .set(b.counts[slot(state)] as i64);
+        });
+    }
+
+    pub fn remove(&self, id: &str) {
+        let metrics = &self.metrics;
+        self.with(|b| {
+            if let Some(e) = b.entries.remove(id) {
+                b.counts[slot(e.state)] = b.counts[slot(e.state)].saturating_sub(1);
+                if let Some(f) = e.next_fire {
+                    b.armed.remove(&(f, id.to_string()));
+                }
+                metrics
+                    .schedule_actors
+                    .with_label_values(&[e.state.as_str()])
+                    .set(b.counts[slot(e.state)] as i64);
+            }
+        });
+    }
+
+    pub fn record_fire_lag(&self, lag_ms: f64) {
+        self.metrics
+            .schedule_fire_lag_seconds
+            .observe(lag_ms / 1000.0);
+        self.with(|b| {
+            if b.lags_ms.len() == LAG_WINDOW {
+                b.lags_ms.pop_front();
+            }
+            b.lags_ms.push_back(lag_ms);
+        });
+    }
+
+    pub fn record_run_end(&self, id: &str, status: RunStatus) {
+        self.with(|b| {
+            if let Some(e) = b.entries.get_mut(id) {
+                match status {
+                    RunStatus::Succeeded => {
+                        e.failures_in_a_row = 0;
+                        e.dead_letters = 0;
+                    }
+                    RunStatus::Failed => e.failures_in_a_row += 1,
+                    RunStatus::DeadLettered => {
+                        e.failures_in_a_row += 1;
+                        e.dead_letters += 1;
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    pub fn record_restart(&self) {
+        self.metrics.schedule_actor_restarts_total.inc();
+        self.with(|b| b.restarts_total += 1);
+    }
+
+    pub fn set_tick(&self, at: DateTime<Utc>, max_mailbox: usize) {
+        self.with(|b| {
+            b.last_tick_at = Some(at);
+            b.max_mailbox = max_mailbox;
+        });
+    }
+
+    pub fn set_workers(&self, active: usize, capacity: usize) {
+        self.with(|b| {
+            b.workers_active = active;
+            b.workers_capacity = capacity;
+        });
+    }
+
+    /// Everything `/v1/status` shows, from the aggregates (no per-actor scan).
+    pub fn view(&self, now: DateTime<Utc>) -> BoardView {
+        self.with(|b| {
+            let mut unhealthy = Vec::new();
+            for (fire, id) in b
+                .armed
+                .iter()
+                .take_while(|(f, _)| *f < now - OVERDUE_AFTER)
+                .take(50)
+            {
+                let name = b
+                    .entries
+                    .get(id)
+                    .map(|e| e.name.clone())
+                    .unwrap_or_default();
+                unhealthy.push(Unhealthy {
+                    schedule_id: id.clone(),
+                    name,
+                    state: "armed",
+                    reason: format!("timer overdue by {} ms", (now - *fire).num_milliseconds()),
+                });
+            }
+            for (id, e) in &b.entries {
+                if unhealthy.len() >= 100 {
+                    break;
+                }
+                let reason =
+                    if e.state == ActorState::Restarting || e.restarts >= RESTARTS_UNHEALTHY {
+                        Some(format!("restarted {} times", e.restarts))
+                    } else if e.dead_letters > 0 {
+                        Some(format!(
+                            "{} dead-lettered runs since the last success",
+                            e.dead_letters
+                        ))
+                    } else if e.failures_in_a_row >= FAILURES_UNHEALTHY {
+                        Some(format!("{} failed runs in a row", e.failures_in_a_row))
+                    } else {
+                        None
+                    };
+                if let Some(reason) = reason {
+                    unhealthy.push(Unhealthy {
+                        schedule_id: id.clone(),
+                        name: e.name.clone(),
+                        state: e.state.as_str(),
+                        reason,
+                    });
+                }
+            }
+            let mut lags: Vec<f64> = b.lags_ms.iter().copied().collect();
+            lags.sort_by(|a, b| a.total_cmp(b));
+            let pct = |p: f64| -> f64 {
+                if lags.is_empty() {
+                    return 0.0;
+                }
+                let i = ((lags.len() as f64 - 1.0) * p).round() as usize;
+                (lags[i.min(lags.len() - 1)] * 1000.0).round() / 1000.0
+            };
+            BoardView {
+                actors: ActorsView {
+                    total: b.entries.len(),
+                    armed: b.counts[slot(ActorState::Armed)],
+                    paused: b.counts[slot(ActorState::Paused)],
+                    firing: b.counts[slot(ActorState::Firing)],
+                    finished: b.counts[slot(ActorState::Finished)],
+                    restarting: b.counts[slot(ActorState::Restarting)],
+                    restarts_total: b.restarts_total,
+                    max_mailbox: b.max_mailbox,
+                    fire_lag_ms: FireLag {
+                        p50: pct(0.5),
+                        p99: pct(0.99),
+                        max: pct(1.0),
+                    },
+                    unhealthy,
+                },
+                next_due: b.armed.iter().next().map(|(f, id)| (id.clone(), *f)),
+                last_tick_at: b.last_tick_at,
+                workers_active: b.workers_active,
+                workers_capacity: b.workers_capacity,
+            }
+        })
+    }
+}

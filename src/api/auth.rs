@@ -1,0 +1,209 @@
+//! Provides bearer-token auth (`WAKEPLANE_API_TOKENS="token:role,…"`) and the request-id
+//! response header. Roles nest: viewer reads, operator also writes, admin also deletes.
+//!
+//! Only `/v1` routes are guarded; `/healthz` and `/readyz` stay open. Tokens are compared
+//! in constant time, and every configured token is compared on every request.
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{web, Error, HttpMessage, ResponseError};
+use subtle::ConstantTimeEq;
+use tracing_actix_web::RequestId;
+
+use super::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// The configured tokens; `None` inside `Auth` means auth is off.
+#[derive(Clone)]
+pub struct Tokens(Vec<(Vec<u8>, Role)>);
+
+impl Tokens {
+    /// Parses `token:role,token:role`; every entry must be well formed.
+    pub fn parse(spec: &str) -> Result<Tokens, String> {
+        let mut out = Vec::new();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (token, role) = entry
+                .rsplit_once(':')
+                .ok_or_else(|| "each entry must be token:role".to_string())?;
+            let role = match role.trim() {
+                "viewer" => Role::Viewer,
+                "operator" => Role::Operator,
+                "admin" => Role::Admin,
+                other => {
+                    return Err(format!(
+                        "unknown role {other:?} (viewer, operator or admin)"
+                    ))
+                }
+            };
+            if token.len() < 8 {
+                return Err("tokens must be at least 8 characters".into());
+            }
+            out.push((token.as_bytes().to_vec(), role));
+        }
+        if out.is_empty() {
+            return Err("no tokens given".into());
+        }
+        Ok(Tokens(out))
+    }
+
+    /// The role of a presented token, comparing against every token in constant time.
+    fn role_of(&self, presented: &[u8]) -> Option<Role> {
+        let mut found = None;
+        for (token, role) in &self.0 {
+            if bool::from(token.as_slice().ct_eq(presented)) {
+                found = Some(*role);
+            }
+        }
+        found
+    }
+}
+
+/// Auth configuration shared with the middleware.
+pub struct Auth(pub Option<Tokens>);
+
+/// The role a request needs, or `None` for open routes.
+fn required_role(method: &Method, path: &str) -> Option<Role> {
+    if !path.starts_with("/v1/") && path != "/v1" {
+        return None;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        return Some(Role::Viewer);
+    }
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    if method == Method::DELETE && segments.len() == 4 && segments[2] == "schedules" {
+        return Some(Role::Admin);
+    }
+    Some(Role::Operator)
+}
+
+/// Refuses `/v1` requests without a good enough bearer token (when auth is configured).
+pub async fn require_token(
+    auth: web::Data<Auth>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let Some(tokens) = &auth.0 else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let Some(needed) = required_role(req.method(), req.path()) else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().as_bytes().to_vec());
+    let refusal = match presented.as_deref().map(|t| tokens.role_of(t)) {
+        None => Some(ApiError::Unauthorized(
+            "missing bearer token: send Authorization: Bearer <token>".into(),
+        )),
+        Some(None) => Some(ApiError::Unauthorized("unknown bearer token".into())),
+        Some(Some(role)) if role < needed => Some(ApiError::Forbidden(format!(
+            "role {} may not {} {}; it needs {}",
+            role.as_str(),
+            req.method(),
+            req.path(),
+            needed.as_str()
+        ))),
+        Some(Some(_)) => None,
+    };
+    match refusal {
+        Some(e) => {
+            let response = e.error_response();
+            Ok(req.into_response(response).map_into_right_body())
+        }
+        None => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+    }
+}
+
+/// Returns the request id tracing-actix-web assigned as `X-Request-Id`.
+pub async fn request_id_header(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+    let mut res = next.call(req).await?;
+    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_follow_the_route() {
+        assert_eq!(required_role(&Method::GET, "/healthz"), None);
+        assert_eq!(required_role(&Method::GET, "/readyz"), None);
+        assert_eq!(
+            required_role(&Method::GET, "/v1/schedules"),
+            Some(Role::Viewer)
+        );
+        assert_eq!(
+            required_role(&Method::POST, "/v1/schedules"),
+            Some(Role::Operator)
+        );
+        assert_eq!(
+            required_role(&Method::POST, "/v1/schedules/sch_1/trigger"),
+            Some(Role::Operator)
+        );
+        assert_eq!(
+            required_role(&Method::DELETE, "/v1/schedules/sch_1"),
+            Some(Role::Admin)
+        );
+        assert_eq!(
+            required_role(&Method::PATCH, "/v1/schedules/sch_1"),
+            Some(Role::Operator)
+        );
+    }
+
+    #[test]
+    fn tokens_parse_and_match_exactly() {
+        let t =
+            Tokens::parse("viewer-token:viewer, op-token-123:operator,admin-token:admin").unwrap();
+        assert_eq!(t.role_of(b"viewer-token"), Some(Role::Viewer));
+        assert_eq!(t.role_of(b"op-token-123"), Some(Role::Operator));
+        assert_eq!(t.role_of(b"admin-token"), Some(Role::Admin));
+        assert_eq!(t.role_of(b"admin-toke"), None);
+        assert_eq!(t.role_of(b""), None);
+        assert!(Tokens::parse("short:admin").is_err());
+        assert!(Tokens::parse("long-enough:root").is_err());
+        assert!(Tokens::parse("no-role-here").is_err());
+        assert!(Tokens::parse(" , ").is_err());
+    }
+}
