@@ -59,15 +59,16 @@ fn slot(state: ActorState) -> usize {
 }
 
 /// One unhealthy schedule and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Unhealthy {
     pub schedule_id: String,
     pub name: String,
+    #[schema(value_type = String)]
     pub state: &'static str,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FireLag {
     pub p50: f64,
     pub p99: f64,
@@ -75,7 +76,7 @@ pub struct FireLag {
 }
 
 /// The `actors` block of `/v1/status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActorsView {
     pub total: usize,
     pub armed: usize,

@@ -594,8 +594,10 @@ impl Handler<StopFiring> for ScheduleActor {
 #[rtype(result = "ActorSnapshot")]
 pub struct Inspect;
 
-#[derive(Debug, Clone, MessageResponse, serde::Serialize)]
+#[derive(Debug, Clone, MessageResponse, serde::Serialize, utoipa::ToSchema)]
 pub struct ActorSnapshot {
+    /// armed, firing, paused, finished or restarting.
+    #[schema(value_type = String)]
     pub state: &'static str,
     pub next_fire_in_ms: Option<i64>,
     pub active_runs: usize,

@@ -38,27 +38,47 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    code: &'a str,
-    error: String,
-    details: &'a [FieldError],
+/// The JSON body of every error response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope {
+    pub code: ErrorCode,
+    /// A human-readable message; never SQL or a stack trace.
+    pub error: String,
+    /// One entry per bad field for `validation_failed`; empty otherwise.
+    pub details: Vec<FieldError>,
 }
 
+crate::domain::schedule::text_enum!(
+    /// The machine-readable error code.
+    ErrorCode {
+        BadRequest => "bad_request",
+        ValidationFailed => "validation_failed",
+        Unauthorized => "unauthorized",
+        Forbidden => "forbidden",
+        NotFound => "not_found",
+        MethodNotAllowed => "method_not_allowed",
+        Conflict => "conflict",
+        PayloadTooLarge => "payload_too_large",
+        UnsupportedMediaType => "unsupported_media_type",
+        InternalError => "internal_error",
+        Unavailable => "unavailable",
+    }
+);
+
 impl ApiError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::Validation(_) => "validation_failed",
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed(_) => "method_not_allowed",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::Unavailable => "unavailable",
-            ApiError::Internal(_) => "internal_error",
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::Validation(_) => ErrorCode::ValidationFailed,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::Unavailable => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
 
@@ -87,15 +107,15 @@ impl ResponseError for ApiError {
         if let ApiError::Internal(e) = self {
             tracing::error!(error.cause_chain = ?e, "request failed unexpectedly");
         }
-        let details: &[FieldError] = match self {
-            ApiError::Validation(d) => d,
-            _ => &[],
+        let details = match self {
+            ApiError::Validation(d) => d.clone(),
+            _ => Vec::new(),
         };
         let mut builder = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unavailable) {
             builder.insert_header(("Retry-After", "1"));
         }
-        builder.json(Envelope {
+        builder.json(ErrorEnvelope {
             code: self.code(),
             error: self.to_string(),
             details,

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod input;
+pub mod openapi;
 pub mod runs;
 pub mod schedules;
 pub mod views;
@@ -62,6 +63,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz", vec![get().to(health::readyz)]))
         .service(resource("/v1/status", vec![get().to(health::status)]))
         .service(resource("/v1/metrics", vec![get().to(health::metrics)]))
+        .service(resource(
+            "/v1/openapi.json",
+            vec![get().to(openapi::openapi_json)],
+        ))
         .service(resource(
             "/v1/schedules",
             vec![get().to(schedules::list), post().to(schedules::create)],

@@ -2,16 +2,17 @@
 //! [`Commands`] or read the store, and answer with a view.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
 
 use super::error::ApiError;
+use super::error::ErrorEnvelope;
 use super::input::{json_body, param, query, read_body};
-use super::views::{ListView, RunSummaryView, ScheduleSummaryView, ScheduleView};
+use super::views::{
+    DeletedView, PausedView, ResumedView, RunList, RunSummaryView, ScheduleList,
+    ScheduleSummaryView, ScheduleView, TriggerBody, TriggeredView, UpcomingView,
+};
 use super::AppState;
 use crate::actors::supervisor::InspectSchedule;
 use crate::commands::CommandError;
-use crate::domain::ids::format_instant;
 use crate::domain::validation::ScheduleBody;
 use crate::domain::RunStatus;
 use crate::store::paging::{clamp_limit, Cursor};
@@ -44,6 +45,8 @@ fn schedule_id(path: web::Path<String>) -> Result<String, ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", request_body = ScheduleBody,
+    responses((status = 201, description = "Created", body = ScheduleView), (status = 400, description = "Malformed JSON or validation failed", body = ErrorEnvelope), (status = 409, description = "Name taken", body = ErrorEnvelope), (status = 413, description = "Body over 1 MiB", body = ErrorEnvelope), (status = 415, description = "Not JSON", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -55,6 +58,9 @@ pub async fn create(
     Ok(HttpResponse::Created().json(ScheduleView::from(&record)))
 }
 
+#[utoipa::path(get, path = "/v1/schedules", tag = "schedules",
+    params(("enabled" = Option<bool>, Query, description = "Only enabled (true) or paused (false) schedules"), ("limit" = Option<i64>, Query, description = "Page size, default 50, max 500"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "A page, newest first", body = ScheduleList), (status = 400, description = "Bad query parameter", body = ErrorEnvelope)))]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = query(&req, &["enabled", "limit", "cursor"])?;
     let enabled = match param(&q, "enabled") {
@@ -73,7 +79,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         .store
         .run(move |conn| schedules::list(conn, enabled, cursor.as_ref(), limit))
         .await?;
-    Ok(HttpResponse::Ok().json(ListView {
+    Ok(HttpResponse::Ok().json(ScheduleList {
         items: page.items.iter().map(ScheduleSummaryView::from).collect(),
         next_cursor: page.next_cursor,
     }))
@@ -88,6 +94,8 @@ pub fn cursor_param(q: &[(String, String)]) -> Result<Option<Cursor>, ApiError> 
     }
 }
 
+#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")),
+    responses((status = 200, description = "The schedule with its actor", body = ScheduleView), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -111,6 +119,8 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(view))
 }
 
+#[utoipa::path(put, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")), request_body = ScheduleBody,
+    responses((status = 200, description = "Replaced", body = ScheduleView), (status = 400, description = "Malformed JSON or validation failed", body = ErrorEnvelope), (status = 409, description = "Name taken", body = ErrorEnvelope), (status = 413, description = "Body over 1 MiB", body = ErrorEnvelope), (status = 415, description = "Not JSON", body = ErrorEnvelope), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn replace(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -123,6 +133,8 @@ pub async fn replace(
     Ok(HttpResponse::Ok().json(ScheduleView::from(&record)))
 }
 
+#[utoipa::path(patch, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")), request_body = ScheduleBody,
+    responses((status = 200, description = "Patched", body = ScheduleView), (status = 400, description = "Malformed JSON or validation failed", body = ErrorEnvelope), (status = 409, description = "Name taken", body = ErrorEnvelope), (status = 413, description = "Body over 1 MiB", body = ErrorEnvelope), (status = 415, description = "Not JSON", body = ErrorEnvelope), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn patch(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -135,6 +147,8 @@ pub async fn patch(
     Ok(HttpResponse::Ok().json(ScheduleView::from(&record)))
 }
 
+#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")),
+    responses((status = 200, description = "Deleted with its history", body = DeletedView), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn delete(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -142,42 +156,42 @@ pub async fn delete(
     let id = schedule_id(path)?;
     state.commands.delete(id.clone()).await?;
     tracing::info!(schedule_id = %id, "schedule deleted");
-    Ok(HttpResponse::Ok().json(json!({"deleted": true, "id": id})))
+    Ok(HttpResponse::Ok().json(DeletedView { deleted: true, id }))
 }
 
+#[utoipa::path(post, path = "/v1/schedules/{id}/pause", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")),
+    responses((status = 200, description = "Paused (idempotent)", body = PausedView), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn pause(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = schedule_id(path)?;
     let r = state.commands.pause(id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "id": r.id,
-        "enabled": false,
-        "paused_at": r.paused_at.map(format_instant),
-    })))
+    Ok(HttpResponse::Ok().json(PausedView {
+        id: r.id,
+        enabled: false,
+        paused_at: r.paused_at,
+    }))
 }
 
+#[utoipa::path(post, path = "/v1/schedules/{id}/resume", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")),
+    responses((status = 200, description = "Resumed (idempotent)", body = ResumedView), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn resume(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = schedule_id(path)?;
     let r = state.commands.resume(id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "id": r.id,
-        "enabled": true,
-        "paused_at": null,
-        "next_run_at": r.next_run_at.map(format_instant),
-    })))
+    Ok(HttpResponse::Ok().json(ResumedView {
+        id: r.id,
+        enabled: true,
+        paused_at: None,
+        next_run_at: r.next_run_at,
+    }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TriggerBody {
-    reason: Option<String>,
-}
-
+#[utoipa::path(post, path = "/v1/schedules/{id}/trigger", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")), request_body = TriggerBody,
+    responses((status = 200, description = "A pending manual run", body = TriggeredView), (status = 400, description = "Missing or blank reason", body = ErrorEnvelope), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn trigger(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -204,15 +218,17 @@ pub async fn trigger(
     }
     let run = state.commands.trigger(id, reason).await?;
     tracing::info!(schedule_id = %run.schedule_id, run_id = %run.id, "manual run triggered");
-    Ok(HttpResponse::Ok().json(json!({
-        "run_id": run.id,
-        "schedule_id": run.schedule_id,
-        "occurrence_key": run.occurrence_key,
-        "status": run.status,
-        "created_at": format_instant(run.created_at),
-    })))
+    Ok(HttpResponse::Ok().json(TriggeredView {
+        run_id: run.id,
+        schedule_id: run.schedule_id,
+        occurrence_key: run.occurrence_key,
+        status: run.status,
+        created_at: run.created_at,
+    }))
 }
 
+#[utoipa::path(get, path = "/v1/schedules/{id}/upcoming", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)"), ("count" = Option<i64>, Query, description = "How many, 1 to 100, default 10")),
+    responses((status = 200, description = "Next fire instants; empty when paused or finished", body = UpcomingView), (status = 400, description = "Bad count", body = ErrorEnvelope), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn upcoming(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -244,14 +260,16 @@ pub async fn upcoming(
                 .cadence
                 .upcoming(record.spec.timezone, &record.spec.bounds(), after, count)
                 .into_iter()
-                .map(format_instant)
+                .map(crate::domain::ids::format_instant)
                 .collect()
         }
         _ => Vec::new(),
     };
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(UpcomingView { items }))
 }
 
+#[utoipa::path(get, path = "/v1/schedules/{id}/runs", tag = "runs", params(("id" = String, Path, description = "Schedule id (`sch_…`)"), ("status" = Option<RunStatus>, Query, description = "Only runs in this status"), ("limit" = Option<i64>, Query, description = "Page size, default 50, max 500"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "A page of the schedule's runs, newest first", body = RunList), (status = 400, description = "Bad query parameter", body = ErrorEnvelope), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn runs(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -270,7 +288,7 @@ pub async fn runs(
         })
         .await
         .map_err(CommandError::from)?;
-    Ok(HttpResponse::Ok().json(ListView {
+    Ok(HttpResponse::Ok().json(RunList {
         items: page.items.into_iter().map(RunSummaryView::from).collect(),
         next_cursor: page.next_cursor,
     }))

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::actors::schedule::ActorSnapshot;
 use crate::domain::validation::{body_of, CadenceBody};
-use crate::domain::{Policy, RetryPolicy, Target, TargetKind};
+use crate::domain::{Policy, RetryPolicy, RunStatus, Target, TargetKind};
 use crate::store::runs::{ReceiptRow, RunRow};
 use crate::store::schedules::ScheduleRecord;
 
@@ -33,7 +34,7 @@ mod instant {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScheduleView {
     pub id: String,
     pub name: String,
@@ -57,7 +58,9 @@ pub struct ScheduleView {
     pub created_at: DateTime<Utc>,
     #[serde(with = "instant")]
     pub updated_at: DateTime<Utc>,
+    /// The schedule's live actor on this node (GET only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ActorSnapshot>)]
     pub actor: Option<Value>,
 }
 
@@ -88,7 +91,7 @@ impl From<&ScheduleRecord> for ScheduleView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScheduleSummaryView {
     pub id: String,
     pub name: String,
@@ -133,7 +136,7 @@ fn duration_ms(r: &RunRow) -> Option<i64> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunView {
     pub id: String,
     pub schedule_id: String,
@@ -142,6 +145,7 @@ pub struct RunView {
     pub nominal_time: DateTime<Utc>,
     #[serde(with = "instant")]
     pub due_time: DateTime<Utc>,
+    #[schema(value_type = RunStatus)]
     pub status: String,
     pub attempt: i32,
     pub claimed_by_worker_id: Option<String>,
@@ -154,6 +158,7 @@ pub struct RunView {
     pub duration_ms: Option<i64>,
     pub http_status_code: Option<i32>,
     pub exit_code: Option<i32>,
+    #[schema(value_type = Option<Object>)]
     pub result_json: Option<Value>,
     pub error_text: Option<String>,
     #[serde(with = "instant::option")]
@@ -192,13 +197,14 @@ impl From<RunRow> for RunView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunSummaryView {
     pub id: String,
     pub schedule_id: String,
     pub occurrence_key: String,
     #[serde(with = "instant")]
     pub nominal_time: DateTime<Utc>,
+    #[schema(value_type = RunStatus)]
     pub status: String,
     pub attempt: i32,
     #[serde(with = "instant::option")]
@@ -230,10 +236,12 @@ impl From<RunRow> for RunSummaryView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReceiptView {
     pub id: String,
     pub run_id: String,
+    /// One of `stdout`, `stderr`, `http_response`, `workflow_result`, `summary`.
+    #[schema(value_type = ReceiptKind)]
     pub receipt_kind: String,
     pub content_type: String,
     pub body: String,
@@ -254,9 +262,84 @@ impl From<ReceiptRow> for ReceiptView {
     }
 }
 
-/// `{"items": [...], "next_cursor": ...}`.
-#[derive(Debug, Serialize)]
-pub struct ListView<T: Serialize> {
-    pub items: Vec<T>,
+/// A page of schedules.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduleList {
+    pub items: Vec<ScheduleSummaryView>,
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
+
+/// A page of runs.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunList {
+    pub items: Vec<RunSummaryView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A run's receipts, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReceiptList {
+    pub items: Vec<ReceiptView>,
+}
+
+/// The next fire instants (UTC).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UpcomingView {
+    pub items: Vec<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletedView {
+    pub deleted: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PausedView {
+    pub id: String,
+    pub enabled: bool,
+    #[serde(with = "instant::option")]
+    pub paused_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ResumedView {
+    pub id: String,
+    pub enabled: bool,
+    #[serde(with = "instant::option")]
+    pub paused_at: Option<DateTime<Utc>>,
+    #[serde(with = "instant::option")]
+    pub next_run_at: Option<DateTime<Utc>>,
+}
+
+/// The body of `POST /v1/schedules/{id}/trigger`.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerBody {
+    /// Why the run was triggered; required, non-blank, at most 1000 characters.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TriggeredView {
+    pub run_id: String,
+    pub schedule_id: String,
+    pub occurrence_key: String,
+    #[schema(value_type = RunStatus)]
+    pub status: String,
+    #[serde(with = "instant")]
+    pub created_at: DateTime<Utc>,
+}
+
+crate::domain::schedule::text_enum!(
+    /// The kind of an execution receipt.
+    ReceiptKind {
+        Stdout => "stdout",
+        Stderr => "stderr",
+        HttpResponse => "http_response",
+        WorkflowResult => "workflow_result",
+        Summary => "summary",
+    }
+);

@@ -55,6 +55,17 @@ macro_rules! text_enum {
                 s.serialize_str(self.as_str())
             }
         }
+
+        impl ::utoipa::PartialSchema for $name {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> {
+                ::utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(::utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl ::utoipa::ToSchema for $name {}
     };
 }
 pub(crate) use text_enum;
@@ -83,7 +94,7 @@ text_enum!(
 pub const HTTP_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// What a run executes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Target {
     Http {
@@ -93,6 +104,7 @@ pub enum Target {
         url: String,
         headers: BTreeMap<String, String>,
         /// JSON body sent as `application/json`; `None` sends no body.
+        #[schema(value_type = Option<Object>)]
         body: Option<Value>,
     },
     Shell {
@@ -102,6 +114,7 @@ pub enum Target {
     },
     Workflow {
         workflow_id: String,
+        #[schema(value_type = Object)]
         input: Value,
     },
 }
@@ -117,7 +130,7 @@ impl Target {
 }
 
 /// Dispatch and execution limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Policy {
     pub overlap: OverlapPolicy,
     pub misfire: MisfirePolicy,
@@ -137,7 +150,7 @@ impl Default for Policy {
 }
 
 /// Retry rules for failed runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RetryPolicy {
     pub max_attempts: i32,
     pub strategy: RetryStrategy,

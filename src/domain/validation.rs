@@ -26,7 +26,7 @@ const MAX_EVERY_SECONDS: i64 = 100 * 366 * 86_400;
 const MAX_TIMEOUT_SECONDS: i64 = 7 * 86_400;
 
 /// One problem with one field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -52,7 +52,7 @@ where
 }
 
 /// The cadence as sent: one flat object so a missing or unknown `kind` is a field error.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CadenceBody {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,7 +68,7 @@ pub struct CadenceBody {
 }
 
 /// The target as sent.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetBody {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,7 +100,7 @@ pub struct TargetBody {
 }
 
 /// Policy fields as sent; each omitted one takes its default.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyBody {
     pub overlap: Option<String>,
@@ -110,7 +110,7 @@ pub struct PolicyBody {
 }
 
 /// Retry fields as sent; each omitted one takes its default.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryBody {
     pub max_attempts: Option<i64>,
@@ -122,41 +122,57 @@ pub struct RetryBody {
 /// A create, replace or patch body. Server-owned fields (`id`, `created_at`, …) are
 /// accepted and ignored so a fetched schedule can be sent back as a PUT; any other unknown
 /// field is a `bad_request`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleBody {
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>)]
     pub enabled: Option<Option<bool>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub timezone: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<CadenceBody>)]
     pub schedule: Option<Option<CadenceBody>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<TargetBody>)]
     pub target: Option<Option<TargetBody>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<PolicyBody>)]
     pub policy: Option<Option<PolicyBody>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RetryBody>)]
     pub retry: Option<Option<RetryBody>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub start_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub end_at: Option<Option<String>>,
     // Server-owned, ignored.
     #[serde(default, rename = "id")]
+    #[schema(ignore)]
     _id: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "paused_at")]
+    #[schema(ignore)]
     _paused_at: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "next_run_at")]
+    #[schema(ignore)]
     _next_run_at: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "last_run_at")]
+    #[schema(ignore)]
     _last_run_at: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "created_at")]
+    #[schema(ignore)]
     _created_at: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "updated_at")]
+    #[schema(ignore)]
     _updated_at: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "actor")]
+    #[schema(ignore)]
     _actor: Option<serde::de::IgnoredAny>,
 }
 

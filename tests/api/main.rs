@@ -3,6 +3,7 @@
 mod errors;
 mod health;
 mod helpers;
+mod openapi;
 mod operator;
 mod runs;
 mod schedules;
