@@ -317,6 +317,9 @@ impl ScheduleActor {
             return;
         }
         let Some(record) = &self.record else { return };
+        let target = record.spec.target.clone();
+        let timeout =
+            Duration::from_secs(u64::try_from(record.spec.policy.timeout_seconds).unwrap_or(300));
         let waiting_ids: Vec<String> = self.waiting.iter().map(|(_, id)| id.clone()).collect();
         let plan = dispatch::plan(
             record.spec.policy.overlap,
@@ -333,21 +336,7 @@ impl ScheduleActor {
             });
         }
         if !plan.skip.is_empty() {
-            self.waiting.retain(|(_, id)| !plan.skip.contains(id));
-            let reason = format!(
-                "skipped: a newer run became due (overlap policy {})",
-                record.spec.policy.overlap
-            );
-            let ids = plan.skip.clone();
-            let fut = self
-                .deps
-                .store
-                .run(move |conn| runs::skip_waiting(conn, &ids, &reason, store::now()));
-            ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
-                if let Err(e) = res {
-                    act.store_failed(e, ctx, |_, ctx| ctx.notify(Reload));
-                }
-            }));
+            self.skip(plan.skip, ctx);
         }
         if !self.firing_allowed {
             return;
@@ -358,13 +347,30 @@ impl ScheduleActor {
             self.deps.pool.do_send(Execute {
                 run_id,
                 schedule_id: self.id.clone(),
-                target: record.spec.target.clone(),
-                timeout: Duration::from_secs(
-                    u64::try_from(record.spec.policy.timeout_seconds).unwrap_or(300),
-                ),
+                target: target.clone(),
+                timeout,
                 report_to: ctx.address().recipient(),
             });
         }
+    }
+
+    /// Records waiting runs `skipped` because a newer run became due (overlap policy).
+    fn skip(&mut self, ids: Vec<String>, ctx: &mut Context<Self>) {
+        let Some(record) = &self.record else { return };
+        self.waiting.retain(|(_, id)| !ids.contains(id));
+        let reason = format!(
+            "skipped: a newer run became due (overlap policy {})",
+            record.spec.policy.overlap
+        );
+        let fut = self
+            .deps
+            .store
+            .run(move |conn| runs::skip_waiting(conn, &ids, &reason, store::now()));
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+            if let Err(e) = res {
+                act.store_failed(e, ctx, |_, ctx| ctx.notify(Reload));
+            }
+        }));
     }
 
     /// Runs a command's store work, then adopts the result.
@@ -535,6 +541,7 @@ impl Handler<Apply> for ScheduleActor {
 impl Handler<RunEnded> for ScheduleActor {
     type Result = ();
     fn handle(&mut self, msg: RunEnded, ctx: &mut Self::Context) {
+        let was_cancelling = self.cancelling.contains(&msg.run_id);
         self.active.retain(|id| *id != msg.run_id);
         self.cancelling.retain(|id| *id != msg.run_id);
         match msg.end {
@@ -557,6 +564,11 @@ impl Handler<RunEnded> for ScheduleActor {
                         act.dispatch(ctx);
                     }));
                 }
+            }
+            RunEnd::Gone if was_cancelling => {
+                // Replaced before any executor claimed it: it is still waiting in the
+                // database, so record it skipped like any other replaced waiting run.
+                self.skip(vec![msg.run_id], ctx);
             }
             RunEnd::Gone | RunEnd::ShuttingDown => {}
             RunEnd::Failed { error } => {

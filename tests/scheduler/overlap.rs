@@ -221,3 +221,44 @@ async fn replace_signals_a_running_workflow_handler() {
         );
     }
 }
+
+#[actix_web::test]
+async fn replace_skips_a_run_still_queued_for_an_executor() {
+    // One executor, kept busy by another schedule: the replaced run never got claimed.
+    let app = crate::helpers::spawn_app_with(|c| c.workers = 1).await;
+    let busy = app
+        .create_schedule(&json!({
+            "name": "busy", "timezone": "UTC",
+            "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+            "target": {"kind": "workflow", "workflow_id": "builtin.sleep", "input": {"seconds": 3}}
+        }))
+        .await;
+    let busy_run = app.trigger(busy["id"].as_str().unwrap(), "occupy").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_status(&app, &busy_run, "running").await;
+    let s = app
+        .create_schedule(&json!({
+            "name": "replace-queued", "timezone": "UTC",
+            "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+            "target": {"kind": "workflow", "workflow_id": "builtin.noop"},
+            "policy": {"overlap": "replace"}
+        }))
+        .await;
+    let id = s["id"].as_str().unwrap();
+    let first = app.trigger(id, "first").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second = app.trigger(id, "second").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = wait_status(&app, &first, "skipped").await;
+    assert!(
+        first["error_text"].as_str().unwrap().contains("replace"),
+        "{first}"
+    );
+    wait_status(&app, &second, "succeeded").await;
+}

@@ -1,0 +1,235 @@
+//! Crash recovery, end to end: a real `wakeplane serve` process is SIGKILLed while shell
+//! runs execute, then started again with the same worker id, then stopped with SIGTERM.
+//!
+//! Proves (SEMANTICS.md "Occurrences and runs", "Misfire", "Retry", "Leases and recovery"):
+//! - no attempt is executed twice (each `(occurrence_key, attempt)` starts at most once);
+//! - with `catch_up`, no occurrence is lost or skipped across the crash: the attempt-1 rows
+//!   form a gap-free 1 s grid;
+//! - the runs that were `running` at the kill end `failed` with exactly
+//!   "worker lease expired during execution" and are retried (an attempt-2 row);
+//! - after the graceful stop nothing is `claimed`/`running` and no lease is left.
+
+#[path = "process/mod.rs"]
+mod process;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use process::{fresh_database, lease_count, poll, runs_of, ServerSpec};
+use serde_json::json;
+use wakeplane::store::leases::LEASE_EXPIRED;
+
+/// One line of the execution log: `occurrence_key attempt run_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Execution {
+    occurrence_key: String,
+    attempt: i32,
+    run_id: String,
+}
+
+fn read_executions(path: &std::path::Path) -> Vec<Execution> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(parts.len(), 3, "malformed execution log line {l:?}");
+            Execution {
+                occurrence_key: parts[0].to_string(),
+                attempt: parts[1].parse().expect("attempt number"),
+                run_id: parts[2].to_string(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn sigkill_mid_run_loses_nothing_and_executes_nothing_twice() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exec_log = dir.path().join("executions.log");
+    let url = fresh_database("wp_crash");
+    let spec = ServerSpec::new(
+        "crash-node",
+        dir.path(),
+        &[
+            ("DATABASE_URL", &url),
+            ("WAKEPLANE_WORKER_ID", "wrk_crash"),
+            ("WAKEPLANE_LEASE_TTL_SECONDS", "2"),
+            ("WAKEPLANE_SHUTDOWN_TIMEOUT_SECONDS", "15"),
+        ],
+    );
+
+    let mut server = spec.start_ready(Duration::from_secs(60));
+    let script = format!(
+        "echo \"$WAKEPLANE_OCCURRENCE_KEY $WAKEPLANE_ATTEMPT $WAKEPLANE_RUN_ID\" >> {}; sleep 3",
+        exec_log.display()
+    );
+    let schedule_id = server.create_schedule(&json!({
+        "name": "crash-every-second",
+        "timezone": "UTC",
+        "schedule": {"kind": "interval", "every_seconds": 1},
+        "target": {"kind": "shell", "command": "/bin/sh", "args": ["-c", script]},
+        "policy": {"overlap": "allow", "misfire": "catch_up", "max_concurrency": 5},
+        "retry": {"max_attempts": 2, "initial_delay_seconds": 1, "max_delay_seconds": 1}
+    }));
+
+    poll("two runs to be running", Duration::from_secs(30), || {
+        let running = server
+            .api_runs(&schedule_id)
+            .iter()
+            .filter(|r| r["status"] == "running")
+            .count();
+        (running >= 2).then_some(())
+    });
+    server.kill();
+    // The database is frozen now: nobody owns these runs any more.
+    let at_kill = runs_of(&url, &schedule_id);
+    let running_at_kill: Vec<_> = at_kill.iter().filter(|r| r.status == "running").collect();
+    let logged_before_kill: HashSet<String> = read_executions(&exec_log)
+        .into_iter()
+        .map(|e| e.run_id)
+        .collect();
+    assert!(
+        !running_at_kill.is_empty(),
+        "the API showed running runs just before the kill; the database must too"
+    );
+    println!(
+        "killed with {} runs running, {} executions logged",
+        running_at_kill.len(),
+        logged_before_kill.len()
+    );
+
+    // Deliberately let time pass while the node is down: occurrences go overdue.
+    std::thread::sleep(Duration::from_secs(2));
+    let mut server = spec.start_ready(Duration::from_secs(60));
+    let restarted_at = chrono::Utc::now();
+    // Deliberately let the restarted node catch up, retry and run for a while.
+    std::thread::sleep(Duration::from_secs(6));
+    server.stop_gracefully(Duration::from_secs(60));
+
+    let runs = runs_of(&url, &schedule_id);
+    let executions = read_executions(&exec_log);
+    let by_id: BTreeMap<&str, _> = runs.iter().map(|r| (r.id.as_str(), r)).collect();
+
+    // 1. No attempt executed twice.
+    let mut seen = HashSet::new();
+    for e in &executions {
+        assert!(
+            seen.insert((e.occurrence_key.clone(), e.attempt)),
+            "attempt {} of {} was executed twice; log: {executions:#?}",
+            e.attempt,
+            e.occurrence_key
+        );
+        let row = by_id
+            .get(e.run_id.as_str())
+            .unwrap_or_else(|| panic!("executed run {} has no row", e.run_id));
+        assert_eq!(
+            (&row.occurrence_key, row.attempt),
+            (&e.occurrence_key, e.attempt),
+            "execution identity matches its run row"
+        );
+    }
+
+    // 2. Nothing lost or skipped: attempt-1 nominal times are consecutive seconds.
+    let first_attempts: Vec<_> = runs
+        .iter()
+        .filter(|r| r.attempt == 1)
+        .map(|r| r.nominal_time)
+        .collect();
+    process::assert_gap_free(
+        "attempt-1 occurrences",
+        &first_attempts,
+        chrono::Duration::seconds(1),
+    );
+    let skipped: Vec<_> = runs.iter().filter(|r| r.status == "skipped").collect();
+    assert!(skipped.is_empty(), "catch_up skipped runs: {skipped:#?}");
+    let last = *first_attempts.last().expect("runs");
+    assert!(
+        last >= restarted_at,
+        "the restarted node kept the cadence going past its restart ({restarted_at}), \
+         so the grid spans the downtime; last occurrence {last}"
+    );
+
+    // 3. Runs running at the kill failed with the lease text and were retried.
+    let retry_keys: HashSet<(&str, i32)> = runs
+        .iter()
+        .map(|r| (r.occurrence_key.as_str(), r.attempt))
+        .collect();
+    for before in &running_at_kill {
+        let after = by_id[before.id.as_str()];
+        let expected = if before.attempt < 2 {
+            "failed"
+        } else {
+            "dead_lettered"
+        };
+        assert_eq!(
+            after.status, expected,
+            "run running at the kill: {after:#?}"
+        );
+        assert_eq!(
+            after.error_text.as_deref(),
+            Some(LEASE_EXPIRED),
+            "{after:#?}"
+        );
+        if before.attempt < 2 {
+            assert!(
+                retry_keys.contains(&(after.occurrence_key.as_str(), after.attempt + 1)),
+                "no retry row for {after:#?}"
+            );
+        }
+    }
+    // Nothing else failed: the command always succeeds, so every failure is the crash's.
+    let killed_ids: HashSet<&str> = running_at_kill.iter().map(|r| r.id.as_str()).collect();
+    for r in runs
+        .iter()
+        .filter(|r| r.status == "failed" || r.status == "dead_lettered")
+    {
+        assert!(
+            killed_ids.contains(r.id.as_str()),
+            "a run that was not running at the kill failed: {r:#?}"
+        );
+    }
+    let interrupted: Vec<_> = runs
+        .iter()
+        .filter(|r| {
+            logged_before_kill.contains(&r.id)
+                && r.status == "failed"
+                && r.error_text.as_deref() == Some(LEASE_EXPIRED)
+        })
+        .collect();
+    assert!(
+        !interrupted.is_empty(),
+        "at least one run executing at the kill must have been recovered as failed"
+    );
+    for r in &interrupted {
+        assert!(
+            retry_keys.contains(&(r.occurrence_key.as_str(), r.attempt + 1)),
+            "interrupted run {} has no attempt {} row",
+            r.id,
+            r.attempt + 1
+        );
+    }
+
+    // 4. A clean stop leaves no active run and no lease.
+    let active: Vec<_> = runs
+        .iter()
+        .filter(|r| r.status == "claimed" || r.status == "running")
+        .collect();
+    assert!(active.is_empty(), "active after graceful stop: {active:#?}");
+    assert_eq!(lease_count(&url), 0, "leases left after graceful stop");
+
+    let mut by_status = BTreeMap::new();
+    for r in &runs {
+        *by_status.entry(r.status.as_str()).or_insert(0) += 1;
+    }
+    println!(
+        "crash test: {} occurrences, {} run rows {by_status:?}, {} executions, \
+         {} interrupted and retried, {:.1?} wall time",
+        first_attempts.len(),
+        runs.len(),
+        executions.len(),
+        interrupted.len(),
+        started.elapsed()
+    );
+}
