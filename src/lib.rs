@@ -7,6 +7,7 @@
 
 pub mod actors;
 pub mod api;
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod domain;

@@ -1,5 +1,7 @@
 //! The `wakeplane` binary: `serve` (the default) runs the API and scheduler, `migrate`
-//! applies the schema. Thin: parsing the command line, then one call into the library.
+//! applies the schema, and the client commands (`schedule`, `run`, `status`, `apply`) talk
+//! to a running server through `wakeplane::cli`. Thin: parsing the command line, then one
+//! call into the library.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -17,6 +19,8 @@ use wakeplane::store::Store;
     about = "A durable scheduling control plane"
 )]
 struct Cli {
+    #[command(flatten)]
+    client: wakeplane::cli::GlobalOpts,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -28,10 +32,17 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    #[command(flatten)]
+    Client(wakeplane::cli::Command),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Client commands need no server configuration: they only talk HTTP.
+    let command = match cli.command.unwrap_or(Command::Serve) {
+        Command::Client(command) => return wakeplane::cli::run(&cli.client, command),
+        other => other,
+    };
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -40,9 +51,10 @@ fn main() -> ExitCode {
         }
     };
     wakeplane::telemetry::init(config.log_format);
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let result = match command {
         Command::Serve => serve(config),
         Command::Migrate => migrate(config),
+        Command::Client(_) => unreachable!("client commands returned above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
-use chrono::Utc;
+
 use tracing_actix_web::TracingLogger;
 
 use crate::actors::{Scheduler, SchedulerConfig};
@@ -112,7 +112,7 @@ impl Application {
             scheduler: scheduler.clone(),
             store,
             node_id: config.worker_id.clone(),
-            started_at: Utc::now(),
+            started_at: crate::store::now(),
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use super::executor::ExecutorPool;
 use super::health::HealthBoard;
@@ -441,7 +441,7 @@ impl ScheduleActor {
         self.transition_with(move |current, now| {
             let ctx = ValidationContext {
                 now,
-                default_anchor: current.created_at,
+                default_anchor: current.created_at.trunc_subsecs(0),
             };
             let spec =
                 parse_schedule(&make_body(current), &ctx).map_err(CommandError::Validation)?;

@@ -1148,10 +1148,9 @@ fn postmaster_reports_ready(pidfile: &Path, pid: i32) -> bool {
     if lines.first().map(|l| l.trim()) != Some(pid.to_string().as_str()) {
         return false;
     }
-    match lines.get(7) {
-        Some(status) => status.trim() == "ready",
-        None => lines.len() < 8,
-    }
+    // Line 8 is the status PostgreSQL (10+) writes once it accepts connections; until it
+    // is there the server may still answer "the database system is starting up".
+    lines.get(7).is_some_and(|status| status.trim() == "ready")
 }
 
 /// Stops a postmaster that is not our child: SIGINT, then SIGQUIT, then SIGKILL.
@@ -1448,6 +1447,9 @@ mod tests {
             format!("4242\n/x/pgdata\n1700000000\n5432\n/x/socket\n\n  1234 5678\n{status}\n")
         };
         let _ = fs::write(&f, body("starting"));
+        assert!(!postmaster_reports_ready(&f, 4242));
+        // Status line not written yet: not ready either.
+        let _ = fs::write(&f, "4242\n/x/pgdata\n1700000000\n5432\n");
         assert!(!postmaster_reports_ready(&f, 4242));
         let _ = fs::write(&f, body("ready   "));
         assert!(postmaster_reports_ready(&f, 4242));
