@@ -1,0 +1,126 @@
+//! `wakeplane-bench`: benchmark scenarios that print numbers (never pass/fail).
+//!
+//! Each run starts its own PostgreSQL and the real server — in this process on its own
+//! actix System, or, for `memory`, as a child `wakeplane` process so its RSS is the
+//! server's alone — drives it over HTTP, and reads results back from the database.
+//!
+//! ```sh
+//! cargo build --release --bins
+//! cargo run --release --bin wakeplane-bench -- fire-lag --schedules 1000
+//! cargo run --release --bin wakeplane-bench -- throughput --runs 5000 --schedules 8
+//! cargo run --release --bin wakeplane-bench -- memory --schedules 100000
+//! ```
+//!
+//! See benches/README.md for what each scenario measures and recorded numbers.
+
+mod env;
+mod fire_lag;
+mod memory;
+mod report;
+mod throughput;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "wakeplane-bench",
+    about = "Benchmarks for wakeplane (numbers, not tests)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+    /// Server WAKEPLANE_WORKERS (default: the server's default).
+    #[arg(long, global = true)]
+    workers: Option<usize>,
+    /// Server WAKEPLANE_DB_POOL_SIZE (default: the server's default).
+    #[arg(long, global = true)]
+    db_pool_size: Option<u32>,
+    /// PostgreSQL with fsync on (default: fsync off, as in the tests).
+    #[arg(long, global = true)]
+    durable: bool,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N schedules fire on their own: lag from nominal time to run start.
+    FireLag(fire_lag::FireLagArgs),
+    /// N manual triggers: accept rate and durable runs per second end to end.
+    Throughput(throughput::ThroughputArgs),
+    /// RSS of a `wakeplane` child holding N idle schedule actors.
+    Memory(memory::MemoryArgs),
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wakeplane-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    let tuning = env::ServerTuning {
+        workers: cli.workers,
+        db_pool_size: cli.db_pool_size,
+    };
+    if let Scenario::Memory(_) = cli.scenario {
+        // Fail before starting PostgreSQL when the server binary is missing.
+        env::server_binary()?;
+    }
+    env::progress(format_args!("starting PostgreSQL"));
+    let db = env::Database::start(cli.durable)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the client runtime")?;
+    runtime.block_on(async {
+        match &cli.scenario {
+            Scenario::FireLag(args) => fire_lag::run(args, &db, tuning).await,
+            Scenario::Throughput(args) => throughput::run(args, &db, tuning).await,
+            Scenario::Memory(args) => memory::run(args, &db, tuning).await,
+        }
+    })?;
+    let mut facts = env::machine_facts(&db);
+    facts.push((
+        "server".into(),
+        format!(
+            "WAKEPLANE_WORKERS={}, WAKEPLANE_DB_POOL_SIZE={}{}",
+            cli.workers.map_or("default".into(), |w| w.to_string()),
+            cli.db_pool_size.map_or("default".into(), |p| p.to_string()),
+            if matches!(cli.scenario, Scenario::Memory(_)) {
+                ", child process `wakeplane serve`"
+            } else {
+                ", in-process (no log subscriber)"
+            }
+        ),
+    ));
+    report::facts("Machine", &facts);
+    println!("\ncommand: {}", command_line());
+    Ok(())
+}
+
+/// The invocation, as `cargo run` would take it.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).map(|a| shell_quote(&a)).collect();
+    format!(
+        "cargo run --release --bin wakeplane-bench -- {}",
+        args.join(" ")
+    )
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=./:,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
