@@ -296,9 +296,10 @@ async fn execute_run(deps: ExecutorDeps, job: Execute, cancel: CancellationToken
     let ttl = chrono::Duration::from_std(deps.lease_ttl).unwrap_or_default();
     let worker = deps.worker_id.clone();
     let id = job.run_id.clone();
+    let schedule_id = job.schedule_id.clone();
     let claim = deps
         .store
-        .run(move |c| leases::claim(c, &id, &worker, ttl, store::now()))
+        .run(move |c| leases::claim(c, &id, &schedule_id, &worker, ttl, store::now()))
         .await;
     let run = match claim {
         Ok(Claim::Won(run)) => run,

@@ -25,7 +25,7 @@ use crate::domain::ids;
 use crate::domain::validation::{
     body_of, merge_patch, parse_schedule, ScheduleBody, ValidationContext,
 };
-use crate::domain::RunStatus;
+use crate::domain::{Policy, RunStatus, Target};
 use crate::store::runs::{self, RunRow};
 use crate::store::schedules::{self, Materialised, ScheduleRecord};
 use crate::store::{self, Store, StoreError};
@@ -66,11 +66,35 @@ pub struct ScheduleDeps {
     pub board: Arc<HealthBoard>,
 }
 
+/// What an actor keeps of its schedule: enough to arm its timer and dispatch. The cadence
+/// stays in the database; the store evaluates it inside the fire transaction. Keeping the
+/// parsed cron out of every idle actor is most of what an idle actor costs in memory.
+struct Cached {
+    name: Box<str>,
+    /// Enabled and not paused.
+    active: bool,
+    next_run_at: Option<DateTime<Utc>>,
+    policy: Policy,
+    target: Target,
+}
+
+impl From<&ScheduleRecord> for Cached {
+    fn from(r: &ScheduleRecord) -> Cached {
+        Cached {
+            name: r.spec.name.as_str().into(),
+            active: r.spec.enabled && r.paused_at.is_none(),
+            next_run_at: r.next_run_at,
+            policy: r.spec.policy,
+            target: r.spec.target.clone(),
+        }
+    }
+}
+
 /// One schedule's live state.
 pub struct ScheduleActor {
     id: String,
     deps: ScheduleDeps,
-    record: Option<ScheduleRecord>,
+    record: Option<Cached>,
     timer: Option<SpawnHandle>,
     /// Due runs not yet handed to the pool: (due time, run id), oldest first.
     waiting: Vec<(DateTime<Utc>, String)>,
@@ -121,7 +145,7 @@ impl ScheduleActor {
     fn set_state(&mut self, state: ActorState) {
         self.state = state;
         let (name, next) = match &self.record {
-            Some(r) => (r.spec.name.as_str(), r.next_run_at),
+            Some(r) => (r.name.as_ref(), r.next_run_at),
             None => ("", None),
         };
         self.deps
@@ -183,7 +207,7 @@ impl ScheduleActor {
 
     /// Replaces cached state with the database's.
     fn adopt(&mut self, record: ScheduleRecord, runs: Vec<RunRow>, ctx: &mut Context<Self>) {
-        self.record = Some(record);
+        self.record = Some(Cached::from(&record));
         let now = store::now();
         self.waiting.clear();
         for run in runs {
@@ -220,7 +244,7 @@ impl ScheduleActor {
             ctx.cancel_future(old);
         }
         let Some(record) = &self.record else { return };
-        if !record.spec.enabled || record.paused_at.is_some() {
+        if !record.active {
             self.set_state(ActorState::Paused);
             return;
         }
@@ -281,7 +305,7 @@ impl ScheduleActor {
             tracing::info!(schedule_id = %self.id, skipped = m.skipped, "overdue occurrences skipped by the misfire policy");
         }
         self.waiting.sort();
-        self.record = Some(m.record);
+        self.record = Some(Cached::from(&m.record));
         self.wake(ctx);
         self.dispatch(ctx);
     }
@@ -317,13 +341,13 @@ impl ScheduleActor {
             return;
         }
         let Some(record) = &self.record else { return };
-        let target = record.spec.target.clone();
+        let target = record.target.clone();
         let timeout =
-            Duration::from_secs(u64::try_from(record.spec.policy.timeout_seconds).unwrap_or(300));
+            Duration::from_secs(u64::try_from(record.policy.timeout_seconds).unwrap_or(300));
         let waiting_ids: Vec<String> = self.waiting.iter().map(|(_, id)| id.clone()).collect();
         let plan = dispatch::plan(
-            record.spec.policy.overlap,
-            usize::try_from(record.spec.policy.max_concurrency).unwrap_or(1),
+            record.policy.overlap,
+            usize::try_from(record.policy.max_concurrency).unwrap_or(1),
             &self.active,
             &self.cancelling,
             &waiting_ids,
@@ -360,7 +384,7 @@ impl ScheduleActor {
         self.waiting.retain(|(_, id)| !ids.contains(id));
         let reason = format!(
             "skipped: a newer run became due (overlap policy {})",
-            record.spec.policy.overlap
+            record.policy.overlap
         );
         let fut = self
             .deps
@@ -498,7 +522,7 @@ impl ScheduleActor {
                     Ok(CommandReply::Schedule(Box::new(record)))
                 }
                 None => {
-                    act.record = Some(record.clone());
+                    act.record = Some(Cached::from(&record));
                     act.wake(ctx);
                     act.dispatch(ctx);
                     Ok(CommandReply::Schedule(Box::new(record)))

@@ -41,6 +41,7 @@ pub struct Supervisor {
     seen: HashMap<String, DateTime<Utc>>,
     restarts: HashMap<String, u32>,
     restarts_total: u64,
+    /// The newest `updated_at` seen so far.
     watermark: Option<DateTime<Utc>>,
     shutting_down: bool,
     syncing: bool,
@@ -85,7 +86,10 @@ impl Supervisor {
             return;
         }
         self.syncing = true;
-        let since = self.watermark;
+        // Look back SYNC_SLACK from now (never past the newest seen): a row whose commit
+        // landed late, or came from a node whose clock is a little behind, is still seen,
+        // and quiet periods read nothing.
+        let since = self.watermark.map(|w| w.min(Utc::now() - SYNC_SLACK));
         let fut = self.store.run(move |conn| {
             use schema::schedules::dsl as s;
             let q = s::schedules.select((s::id, s::updated_at)).into_boxed();
@@ -112,9 +116,6 @@ impl Supervisor {
                         }
                         None => {}
                     }
-                }
-                if let Some(w) = act.watermark {
-                    act.watermark = Some(w - SYNC_SLACK);
                 }
             }
             Err(e) => {

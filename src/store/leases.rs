@@ -47,21 +47,14 @@ pub enum Claim {
 pub fn claim(
     conn: &mut PgConnection,
     run_id: &str,
+    schedule_id: &str,
     worker_id: &str,
     ttl: Duration,
     now: DateTime<Utc>,
 ) -> Result<Claim, StoreError> {
     conn.transaction(|conn| {
-        let Some(schedule_id) = schedule_runs::table
-            .find(run_id)
-            .select(schedule_runs::schedule_id)
-            .first::<String>(conn)
-            .optional()?
-        else {
-            return Ok(Claim::Gone);
-        };
         let Some(max_concurrency) = schedules::table
-            .find(&schedule_id)
+            .find(schedule_id)
             .select(schedules::max_concurrency)
             .for_update()
             .first::<i32>(conn)
@@ -70,7 +63,7 @@ pub fn claim(
             return Ok(Claim::Gone);
         };
         let active: i64 = schedule_runs::table
-            .filter(schedule_runs::schedule_id.eq(&schedule_id))
+            .filter(schedule_runs::schedule_id.eq(schedule_id))
             .filter(schedule_runs::status.eq_any(["claimed", "running"]))
             .count()
             .get_result(conn)?;
@@ -81,6 +74,7 @@ pub fn claim(
         let claimed: Option<RunRow> = diesel::update(
             schedule_runs::table
                 .find(run_id)
+                .filter(schedule_runs::schedule_id.eq(schedule_id))
                 .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled"]))
                 .filter(schedule_runs::due_time.le(now)),
         )
