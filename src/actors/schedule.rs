@@ -107,11 +107,11 @@ pub struct ScheduleActor {
     firing_allowed: bool,
     deleted: bool,
     db_failures: u32,
-    pub(crate) state: ActorState,
-    pub(crate) restarts: u32,
-    pub(crate) last_fire_at: Option<DateTime<Utc>>,
-    pub(crate) last_fire_lag_ms: Option<f64>,
-    pub(crate) last_error: Option<String>,
+    state: ActorState,
+    restarts: u32,
+    last_fire_at: Option<DateTime<Utc>>,
+    last_fire_lag_ms: Option<f64>,
+    last_error: Option<String>,
 }
 
 impl ScheduleActor {
@@ -401,15 +401,14 @@ impl ScheduleActor {
     fn apply(
         &mut self,
         command: ScheduleCommand,
-        ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
         let store = self.deps.store.clone();
         let id = self.id.clone();
         match command {
-            ScheduleCommand::Replace(body) => self.update(ctx, move |_| body),
-            ScheduleCommand::Patch(patch) => self.update(ctx, move |current| {
-                merge_patch(&body_of(&current.spec), &patch)
-            }),
+            ScheduleCommand::Replace(body) => self.update(move |_| body),
+            ScheduleCommand::Patch(patch) => {
+                self.update(move |current| merge_patch(&body_of(&current.spec), &patch))
+            }
             ScheduleCommand::Pause => self.transition(|r, now| r.paused(now)),
             ScheduleCommand::Resume => self.transition(|r, now| r.resumed(now)),
             ScheduleCommand::Trigger { reason } => {
@@ -459,7 +458,6 @@ impl ScheduleActor {
     /// PUT/PATCH: validates the new body against the locked row and stores it.
     fn update(
         &mut self,
-        _ctx: &mut Context<Self>,
         make_body: impl FnOnce(&ScheduleRecord) -> ScheduleBody + Send + 'static,
     ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
         self.transition_with(move |current, now| {
@@ -557,8 +555,8 @@ impl Actor for ScheduleActor {
 
 impl Handler<Apply> for ScheduleActor {
     type Result = ResponseActFuture<Self, Result<CommandReply, CommandError>>;
-    fn handle(&mut self, msg: Apply, ctx: &mut Self::Context) -> Self::Result {
-        self.apply(msg.command, ctx)
+    fn handle(&mut self, msg: Apply, _: &mut Self::Context) -> Self::Result {
+        self.apply(msg.command)
     }
 }
 

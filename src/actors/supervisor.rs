@@ -40,12 +40,10 @@ pub struct Supervisor {
     /// `updated_at` of each schedule as this node last applied it.
     seen: HashMap<String, DateTime<Utc>>,
     restarts: HashMap<String, u32>,
-    restarts_total: u64,
     /// The newest `updated_at` seen so far.
     watermark: Option<DateTime<Utc>>,
     shutting_down: bool,
     syncing: bool,
-    pub(crate) last_tick_at: Option<DateTime<Utc>>,
 }
 
 impl Supervisor {
@@ -58,11 +56,9 @@ impl Supervisor {
             registry: HashMap::new(),
             seen: HashMap::new(),
             restarts: HashMap::new(),
-            restarts_total: 0,
             watermark: None,
             shutting_down: false,
             syncing: false,
-            last_tick_at: None,
         }
     }
 
@@ -141,7 +137,6 @@ impl Actor for Supervisor {
         self.sync(ctx);
         ctx.run_interval(HOUSEKEEPING_INTERVAL, |act, ctx| {
             let now = Utc::now();
-            act.last_tick_at = Some(now);
             let max_mailbox = act.inflight.values().copied().max().unwrap_or(0);
             act.board.set_tick(now, max_mailbox);
             if !act.shutting_down {
@@ -252,7 +247,6 @@ impl Handler<ActorStopped> for Supervisor {
         }
         let restarts = msg.restarts + 1;
         self.restarts.insert(msg.id.clone(), restarts);
-        self.restarts_total += 1;
         self.board.record_restart();
         let delay = Duration::from_millis(200 * u64::from(restarts.min(50)));
         tracing::warn!(schedule_id = %msg.id, restarts, error = ?msg.last_error, "restarting schedule actor");
