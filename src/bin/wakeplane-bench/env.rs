@@ -368,7 +368,7 @@ pub struct Settled {
 }
 
 /// Waits (at least `min`, at most `max`) until the process settles: its RSS moved under
-/// 0.5% over five consecutive one-second samples. CPU is not required to drop to zero: an
+/// 0.5% and it used under 20% of a core in each of five consecutive one-second samples. An
 /// idle server still runs its housekeeping, whose cost is reported as `cpu_share`.
 pub async fn wait_until_settled(pid: u32, min: Duration, max: Duration) -> Result<Settled> {
     const STRETCH: u32 = 5;
@@ -380,7 +380,10 @@ pub async fn wait_until_settled(pid: u32, min: Duration, max: Duration) -> Resul
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = proc_sample(pid)?;
         let drift = now.rss_bytes.abs_diff(last.rss_bytes) as f64 / last.rss_bytes.max(1) as f64;
-        if drift < 0.005 {
+        // Calm means memory flat AND the process mostly idle: a server still loading its
+        // actors can hold RSS flat while it waits on the database.
+        let busy = now.cpu.saturating_sub(last.cpu).as_secs_f64() > 0.2;
+        if drift < 0.005 && !busy {
             if calm == 0 {
                 stretch_start = (Instant::now(), last);
             }
