@@ -38,10 +38,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Client commands need no server configuration: they only talk HTTP.
-    let command = match cli.command.unwrap_or(Command::Serve) {
+    let run: fn(Config) -> anyhow::Result<()> = match cli.command.unwrap_or(Command::Serve) {
+        // Client commands need no server configuration: they only talk HTTP.
         Command::Client(command) => return wakeplane::cli::run(&cli.client, command),
-        other => other,
+        Command::Serve => serve,
+        Command::Migrate => migrate,
     };
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -51,12 +52,7 @@ fn main() -> ExitCode {
         }
     };
     wakeplane::telemetry::init(config.log_format);
-    let result = match command {
-        Command::Serve => serve(config),
-        Command::Migrate => migrate(config),
-        Command::Client(_) => unreachable!("client commands returned above"),
-    };
-    match result {
+    match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "wakeplane stopped with an error");
