@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::health::HealthBoard;
 use super::messages::{CancelRun, Drain, Execute, RunEnd, RunEnded};
 use crate::domain::RunStatus;
 use crate::executors::{Executors, Outcome, OutcomeStatus, RunIdentity};
 use crate::store::leases::{self, Claim, Completion, Finished};
-use crate::store::runs::ReceiptRow;
+use crate::store::runs::{ReceiptRow, RunRow};
 use crate::store::{self, Store, StoreError};
 
 /// What every executor shares. Set at start-up.
@@ -67,6 +68,7 @@ impl ExecutorPool {
             self.running.insert(job.run_id.clone(), index);
             self.executors[index].do_send(job);
         }
+        self.deps.board.set_workers(self.running.len(), self.size);
         if self.running.is_empty() && self.queue.is_empty() {
             for w in self.drain_waiters.drain(..) {
                 let _ = w.send(());
@@ -311,9 +313,21 @@ async fn execute_run(deps: ExecutorDeps, job: Execute, cancel: CancellationToken
             }
         }
     };
+    // Instrumented, never entered across an await: every executor shares one thread.
     let span = tracing::info_span!("run", run_id = %run.id, schedule_id = %run.schedule_id,
         occurrence_key = %run.occurrence_key, attempt = run.attempt);
-    let _guard = span.enter();
+    execute_claimed(deps, job, *run, cancel)
+        .instrument(span)
+        .await
+}
+
+/// Starts, executes and records a run this node has claimed.
+async fn execute_claimed(
+    deps: ExecutorDeps,
+    job: Execute,
+    run: RunRow,
+    cancel: CancellationToken,
+) -> RunEnd {
     tracing::info!("run claimed");
     if cancel.is_cancelled() {
         return record(&deps, &job.run_id, Outcome::cancelled()).await;

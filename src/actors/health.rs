@@ -107,6 +107,13 @@ pub struct HealthBoard {
 
 impl HealthBoard {
     pub fn new(metrics: Metrics) -> HealthBoard {
+        // Every state's series exists from the start, so a scrape shows 0, not nothing.
+        for state in STATES {
+            metrics
+                .schedule_actors
+                .with_label_values(&[state.as_str()])
+                .set(0);
+        }
         HealthBoard {
             board: Mutex::new(Board::default()),
             metrics,
@@ -264,6 +271,9 @@ impl HealthBoard {
             for (id, e) in &b.entries {
                 if unhealthy.len() >= 100 {
                     break;
+                }
+                if unhealthy.iter().any(|u| u.schedule_id == *id) {
+                    continue; // one line per schedule: its overdue timer is already listed
                 }
                 let reason =
                     if e.state == ActorState::Restarting || e.restarts >= RESTARTS_UNHEALTHY {

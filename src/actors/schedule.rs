@@ -22,6 +22,7 @@ use super::supervisor::{ActorStopped, Supervisor};
 use crate::commands::CommandError;
 use crate::domain::dispatch;
 use crate::domain::ids;
+use crate::domain::misfire;
 use crate::domain::validation::{
     body_of, merge_patch, parse_schedule, ScheduleBody, ValidationContext,
 };
@@ -96,6 +97,9 @@ pub struct ScheduleActor {
     deps: ScheduleDeps,
     record: Option<Cached>,
     timer: Option<SpawnHandle>,
+    /// The occurrence this actor has been awaiting, live, since it computed it: only a
+    /// late wake-up for it gets the misfire grace (start-up and resume get none).
+    armed_for: Option<DateTime<Utc>>,
     /// Due runs not yet handed to the pool: (due time, run id), oldest first.
     waiting: Vec<(DateTime<Utc>, String)>,
     /// Runs handed to the pool and not yet ended.
@@ -121,6 +125,7 @@ impl ScheduleActor {
             deps,
             record: None,
             timer: None,
+            armed_for: None,
             waiting: Vec::new(),
             active: Vec::new(),
             cancelling: Vec::new(),
@@ -245,6 +250,7 @@ impl ScheduleActor {
         }
         let Some(record) = &self.record else { return };
         if !record.active {
+            self.armed_for = None;
             self.set_state(ActorState::Paused);
             return;
         }
@@ -261,6 +267,7 @@ impl ScheduleActor {
             self.fire(ctx);
         } else {
             let delay = (next - now).to_std().unwrap_or_default().min(MAX_TIMER);
+            self.armed_for = Some(next);
             self.set_timer(ctx, delay, |act, ctx| act.fire(ctx));
         }
     }
@@ -279,14 +286,15 @@ impl ScheduleActor {
         self.set_state(ActorState::Firing);
         let id = self.id.clone();
         let now = store::now();
+        let grace = self.grace_for(Some(nominal));
         let fut = self
             .deps
             .store
-            .run(move |conn| schedules::materialise_due(conn, &id, now));
+            .run(move |conn| schedules::materialise_due(conn, &id, now, grace));
         ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok(m) => {
                 act.db_failures = 0;
-                act.last_fire_at = Some(woke_at);
+                act.last_fire_at = Some(woke_at.trunc_subsecs(6));
                 let lag = (woke_at - nominal).num_microseconds().unwrap_or(0) as f64 / 1000.0;
                 act.last_fire_lag_ms = Some(lag);
                 act.deps.board.record_fire_lag(lag);
@@ -296,16 +304,34 @@ impl ScheduleActor {
         }));
     }
 
-    fn materialised(&mut self, m: Materialised, ctx: &mut Context<Self>) {
+    /// The misfire grace for a wake-up at `nominal`: the on-time grace only if this actor
+    /// was awaiting exactly that occurrence.
+    fn grace_for(&self, nominal: Option<DateTime<Utc>>) -> chrono::Duration {
+        if nominal.is_some() && self.armed_for == nominal {
+            misfire::ON_TIME_GRACE
+        } else {
+            chrono::Duration::zero()
+        }
+    }
+
+    /// Queues freshly materialised runs (oldest first) for dispatch.
+    fn enqueue(&mut self, m: &Materialised) {
         for run in &m.runnable {
-            tracing::info!(schedule_id = %self.id, run_id = %run.id, occurrence_key = %run.occurrence_key, "occurrence materialised");
+            tracing::info!(schedule_id = %self.id, run_id = %run.id, occurrence_key = %run.occurrence_key,
+                attempt = run.attempt, "occurrence materialised");
             self.waiting.push((run.due_time, run.id.clone()));
         }
         if m.skipped > 0 {
             tracing::info!(schedule_id = %self.id, skipped = m.skipped, "overdue occurrences skipped by the misfire policy");
         }
         self.waiting.sort();
+    }
+
+    fn materialised(&mut self, m: Materialised, ctx: &mut Context<Self>) {
+        self.enqueue(&m);
         self.record = Some(Cached::from(&m.record));
+        // This actor computed the next occurrence and stays live for it.
+        self.armed_for = m.record.next_run_at;
         self.wake(ctx);
         self.dispatch(ctx);
     }
@@ -478,8 +504,10 @@ impl ScheduleActor {
         self.transition_with(move |r, now| Ok(f(r, now)))
     }
 
-    /// Stores a new definition (one transaction), then materialises anything it made due
-    /// (a resume after missed occurrences) before answering, so the reply is current.
+    /// Materialises what was due before the command (under the old definition, so a pause
+    /// racing a due timer loses nothing), stores the new definition (one transaction), then
+    /// materialises anything it made due (a resume after missed occurrences, no grace)
+    /// before answering, so the reply is current.
     fn transition_with(
         &mut self,
         f: impl FnOnce(&ScheduleRecord, DateTime<Utc>) -> Result<ScheduleRecord, CommandError>
@@ -487,8 +515,15 @@ impl ScheduleActor {
             + 'static,
     ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
         let id = self.id.clone();
+        let armed_for = self.armed_for;
         let fut = self.deps.store.run(move |conn| {
             let now = store::now();
+            let current = schedules::find(conn, &id)?;
+            let grace = match current.next_run_at {
+                Some(next) if armed_for == Some(next) => misfire::ON_TIME_GRACE,
+                _ => chrono::Duration::zero(),
+            };
+            let before = schedules::materialise_due(conn, &id, now, grace)?;
             let mut attempted_name = String::new();
             let record = schedules::update_with(conn, &id, |current| {
                 let next = f(current, now)?;
@@ -505,14 +540,18 @@ impl ScheduleActor {
                 && record.paused_at.is_none()
                 && record.next_run_at.is_some_and(|n| n <= now);
             let materialised = if due {
-                Some(schedules::materialise_due(conn, &id, now).map_err(CommandError::from)?)
+                Some(
+                    schedules::materialise_due(conn, &id, now, chrono::Duration::zero())
+                        .map_err(CommandError::from)?,
+                )
             } else {
                 None
             };
-            Ok::<_, CommandError>((record, materialised))
+            Ok::<_, CommandError>((before, record, materialised))
         });
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
-            let (record, materialised) = res?;
+            let (before, record, materialised) = res?;
+            act.enqueue(&before);
             match materialised {
                 Some(m) => {
                     let record = m.record.clone();

@@ -205,6 +205,10 @@ impl Handler<Apply> for Supervisor {
                     Ok(None) => Ok(act.spawn_actor(msg.id.clone(), ctx)),
                     Err(e) => Err(e),
                 };
+                let id = msg.id.clone();
+                if addr.is_ok() {
+                    *act.inflight.entry(id.clone()).or_default() += 1;
+                }
                 async move {
                     let addr = addr?;
                     addr.send(msg)
@@ -212,7 +216,13 @@ impl Handler<Apply> for Supervisor {
                         .map_err(|_| CommandError::SchedulerUnavailable)?
                 }
                 .into_actor(act)
-                .map(|reply, act, _| {
+                .map(move |reply, act, _| {
+                    if let Some(n) = act.inflight.get_mut(&id) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            act.inflight.remove(&id);
+                        }
+                    }
                     if let Ok(CommandReply::Schedule(record)) = &reply {
                         act.remember(record);
                     }

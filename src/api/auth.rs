@@ -1,8 +1,10 @@
 //! Provides bearer-token auth (`WAKEPLANE_API_TOKENS="token:role,…"`) and the request-id
 //! response header. Roles nest: viewer reads, operator also writes, admin also deletes.
 //!
-//! Only `/v1` routes are guarded; `/healthz` and `/readyz` stay open. Tokens are compared
-//! in constant time, and every configured token is compared on every request.
+//! Deny by default: every path except exactly `/healthz` and `/readyz` needs a token, and
+//! the role follows the method alone (reads, writes, deletes), never the raw path, so no
+//! spelling of a path (`/%761/…`) can lower what it needs. Tokens are compared in constant
+//! time, and every configured token is compared on every request.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -80,22 +82,22 @@ impl Tokens {
 /// Auth configuration shared with the middleware.
 pub struct Auth(pub Option<Tokens>);
 
-/// The role a request needs, or `None` for open routes.
+/// The role a request needs, or `None` for the two open probes. Every other path, known
+/// or not, is guarded; the only DELETE route deletes a schedule (admin).
 fn required_role(method: &Method, path: &str) -> Option<Role> {
-    if !path.starts_with("/v1/") && path != "/v1" {
+    if path == "/healthz" || path == "/readyz" {
         return None;
     }
     if method == Method::GET || method == Method::HEAD {
-        return Some(Role::Viewer);
+        Some(Role::Viewer)
+    } else if method == Method::DELETE {
+        Some(Role::Admin)
+    } else {
+        Some(Role::Operator)
     }
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    if method == Method::DELETE && segments.len() == 4 && segments[2] == "schedules" {
-        return Some(Role::Admin);
-    }
-    Some(Role::Operator)
 }
 
-/// Refuses `/v1` requests without a good enough bearer token (when auth is configured).
+/// Refuses requests without a good enough bearer token (when auth is configured).
 pub async fn require_token(
     auth: web::Data<Auth>,
     req: ServiceRequest,
@@ -189,6 +191,23 @@ mod tests {
         assert_eq!(
             required_role(&Method::PATCH, "/v1/schedules/sch_1"),
             Some(Role::Operator)
+        );
+        // Encoded or odd spellings of a route never need less than the method does.
+        assert_eq!(
+            required_role(&Method::GET, "/%761/schedules"),
+            Some(Role::Viewer)
+        );
+        assert_eq!(
+            required_role(&Method::DELETE, "/v1/%73chedules/sch_1"),
+            Some(Role::Admin)
+        );
+        assert_eq!(
+            required_role(&Method::POST, "/v%31/schedules/x/pause"),
+            Some(Role::Operator)
+        );
+        assert_eq!(
+            required_role(&Method::GET, "/%68ealthz"),
+            Some(Role::Viewer)
         );
     }
 

@@ -112,8 +112,14 @@ impl ResponseError for ApiError {
             _ => Vec::new(),
         };
         let mut builder = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unavailable) {
-            builder.insert_header(("Retry-After", "1"));
+        match self {
+            ApiError::Unavailable => {
+                builder.insert_header(("Retry-After", "1"));
+            }
+            ApiError::Unauthorized(_) => {
+                builder.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            _ => {}
         }
         builder.json(ErrorEnvelope {
             code: self.code(),

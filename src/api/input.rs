@@ -65,7 +65,56 @@ pub async fn read_body(
         }
         body.extend_from_slice(&chunk);
     }
+    reject_nul(&body)?;
     Ok(body)
+}
+
+/// 400 for a JSON string (or key) holding U+0000: PostgreSQL can store it in neither
+/// `text` nor `jsonb`, so it must be refused here rather than fail as a 500 later.
+fn reject_nul(body: &[u8]) -> Result<(), ApiError> {
+    if !body.windows(6).any(|w| w == b"\\u0000") {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(()); // malformed: the typed parse reports it
+    };
+    match nul_path(&value, String::new()) {
+        Some(path) => Err(ApiError::BadRequest(format!(
+            "{} contains a NUL character (\\u0000), which cannot be stored",
+            if path.is_empty() {
+                "the body".to_string()
+            } else {
+                format!("field {path:?}")
+            }
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The dotted path of the first string or key containing U+0000.
+fn nul_path(v: &serde_json::Value, at: String) -> Option<String> {
+    let join = |k: &str| {
+        if at.is_empty() {
+            k.to_string()
+        } else {
+            format!("{at}.{k}")
+        }
+    };
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => Some(at),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, format!("{at}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, item)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "\\u0000")))
+            } else {
+                nul_path(item, join(k))
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// The query string's pairs, rejecting parameters the route does not know.
@@ -91,4 +140,28 @@ pub fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .rev()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reject_nul;
+
+    #[test]
+    fn nul_characters_are_refused_with_their_path() {
+        let err = |b: &str| reject_nul(b.as_bytes()).err().map(|e| e.to_string());
+        assert_eq!(err(r#"{"name":"ok"}"#), None);
+        assert_eq!(
+            err(r#"{"name":"a\\u0000"}"#),
+            None,
+            "an escaped backslash is no NUL"
+        );
+        assert_eq!(
+            err(r#"{"name":"n\u0000l"}"#).as_deref(),
+            Some(r#"field "name" contains a NUL character (\u0000), which cannot be stored"#)
+        );
+        assert!(err(r#"{"target":{"args":["x","\u0000"]}}"#)
+            .is_some_and(|m| m.contains(r#""target.args[1]""#)));
+        assert!(err(r#"{"target":{"input":{"k\u0000":1}}}"#)
+            .is_some_and(|m| m.contains("target.input.k")));
+    }
 }

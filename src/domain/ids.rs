@@ -1,7 +1,7 @@
 //! Defines the typed, time-ordered identifiers (`sch_…`, `run_…`, `rcp_…`, `dlq_…`) and
 //! occurrence keys. Pure: the caller supplies the ULID's time when it matters.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 
 /// A new id with `prefix` and a ULID body (time-ordered, lower-case).
 pub fn new_id(prefix: &str) -> String {
@@ -23,7 +23,10 @@ pub fn dead_letter_id() -> String {
 
 /// Formats an instant the way keys and API bodies show it: UTC, `Z`, sub-seconds only when present.
 pub fn format_instant(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    // Microseconds at most: the database's precision, so a key or view never shows digits
+    // that a later read of the same instant would not have.
+    t.trunc_subsecs(6)
+        .to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 /// `{schedule_id}:{nominal_time UTC RFC 3339}` for a cadence occurrence.

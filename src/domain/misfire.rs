@@ -9,7 +9,9 @@ use chrono_tz::Tz;
 use super::cadence::{Bounds, Cadence};
 use super::schedule::MisfirePolicy;
 
-/// An occurrence this recent counts as on time, whatever the misfire policy.
+/// When a timer wakes late for the occurrence it was armed for, occurrences this recent
+/// count as on time, whatever the misfire policy: a busy node is late, not down. It never
+/// applies on start-up or resume: what was missed while down or paused follows the rule.
 pub const ON_TIME_GRACE: Duration = Duration::seconds(5);
 /// `catch_up` runs at most this many overdue occurrences per wake-up.
 pub const CATCH_UP_CAP: usize = 100;
@@ -42,7 +44,8 @@ impl MisfirePlan {
     }
 }
 
-/// Plans the occurrences of `cadence` in `(after, now]`.
+/// Plans the occurrences of `cadence` in `(after, now]`; those within `grace` of `now`
+/// are on time ([`ON_TIME_GRACE`] for a timer's own late wake-up, zero otherwise).
 pub fn plan(
     policy: MisfirePolicy,
     cadence: &Cadence,
@@ -50,11 +53,12 @@ pub fn plan(
     bounds: &Bounds,
     after: DateTime<Utc>,
     now: DateTime<Utc>,
+    grace: Duration,
 ) -> MisfirePlan {
     if now <= after {
         return MisfirePlan::default();
     }
-    let late_end = (now - ON_TIME_GRACE).max(after);
+    let late_end = (now - grace).max(after);
     let (on_time, _) = cadence.occurrences_between(tz, bounds, late_end, now, MAX_LISTED);
     let (mut late, total_late) =
         cadence.occurrences_between(tz, bounds, after, late_end, MAX_LISTED);
@@ -177,10 +181,70 @@ mod tests {
             &Bounds::default(),
             t(0),
             now,
+            ON_TIME_GRACE,
         );
         // t(10) is 2 s old: on time. t(1)..t(9) are late and skipped.
         assert_eq!(p.run, vec![t(10)]);
         assert_eq!(p.skip.len(), 9);
+    }
+
+    #[test]
+    fn without_grace_every_overdue_occurrence_follows_the_policy() {
+        // Resume or start-up: nothing counts as on time, however recent.
+        let cadence = Cadence::Interval {
+            every_seconds: 1,
+            anchor_at: t(0),
+        };
+        let now = t(0) + Duration::milliseconds(10_500);
+        let window = |policy| {
+            plan(
+                policy,
+                &cadence,
+                chrono_tz::UTC,
+                &Bounds::default(),
+                t(0),
+                now,
+                Duration::zero(),
+            )
+        };
+        let skip = window(MisfirePolicy::Skip);
+        assert_eq!((skip.run.len(), skip.skip.len()), (0, 10));
+        let once = window(MisfirePolicy::RunOnceIfLate);
+        assert_eq!(once.run, vec![t(0) + Duration::seconds(10)]);
+        assert_eq!(once.skip.len(), 9);
+        let catch_up = window(MisfirePolicy::CatchUp);
+        assert_eq!((catch_up.run.len(), catch_up.skip.len()), (10, 0));
+        // With the timer's grace, the last 5 s are on time and run under every policy.
+        let graced = plan(
+            MisfirePolicy::Skip,
+            &cadence,
+            chrono_tz::UTC,
+            &Bounds::default(),
+            t(0),
+            now,
+            ON_TIME_GRACE,
+        );
+        assert_eq!((graced.run.len(), graced.skip.len()), (5, 5));
+    }
+
+    #[test]
+    fn catch_up_never_runs_more_than_the_cap_without_grace() {
+        let cadence = Cadence::Interval {
+            every_seconds: 1,
+            anchor_at: t(0),
+        };
+        let now = t(0) + Duration::seconds(115);
+        let p = plan(
+            MisfirePolicy::CatchUp,
+            &cadence,
+            chrono_tz::UTC,
+            &Bounds::default(),
+            t(0),
+            now,
+            Duration::zero(),
+        );
+        assert_eq!(p.run.len(), CATCH_UP_CAP);
+        assert_eq!(p.skip.len(), 15);
     }
 
     #[test]
@@ -197,6 +261,7 @@ mod tests {
             &Bounds::default(),
             t(0),
             now,
+            ON_TIME_GRACE,
         );
         assert_eq!(p.run.len(), 5); // the on-time ones (grace 5 s)
         assert_eq!(p.skip.len() + p.unrecorded_skips, 5 * 86_400 - 5);

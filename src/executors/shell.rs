@@ -33,6 +33,9 @@ pub(crate) async fn execute(
         return Outcome::cancelled();
     }
     let mut cmd = Command::new(command);
+    for name in secret_vars(std::env::vars_os().map(|(k, _)| k)) {
+        cmd.env_remove(name);
+    }
     cmd.args(args)
         .process_group(0)
         .stdin(Stdio::null())
@@ -119,6 +122,18 @@ pub(crate) async fn execute(
             }
         }
     }
+}
+
+/// The server's own variables that a command must not inherit: its configuration
+/// (`WAKEPLANE_*`, which holds the API tokens) and the database credentials. Everything
+/// else (PATH, HOME, LANG, …) is inherited as a service manager would pass it.
+fn secret_vars(names: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    names
+        .filter(|n| {
+            let n = n.to_string_lossy();
+            n.starts_with("WAKEPLANE_") || n == "DATABASE_URL" || n == "PGPASSWORD"
+        })
+        .collect()
 }
 
 fn outcome_for_status(status: ExitStatus) -> Outcome {
@@ -335,6 +350,28 @@ mod tests {
         assert_eq!(
             receipt(&outcome, "stdout"),
             "sch_01\nrun_01\nsch_01:2024-01-02T03:04:05Z\n2\n2024-01-02T03:04:05Z\nhas-path\n"
+        );
+    }
+
+    #[test]
+    fn server_secrets_are_not_inherited() {
+        let names = [
+            "PATH",
+            "WAKEPLANE_API_TOKENS",
+            "DATABASE_URL",
+            "PGPASSWORD",
+            "HOME",
+            "WAKEPLANE_DATA_DIR",
+        ];
+        let removed = secret_vars(names.iter().map(std::ffi::OsString::from));
+        assert_eq!(
+            removed,
+            [
+                "WAKEPLANE_API_TOKENS",
+                "DATABASE_URL",
+                "PGPASSWORD",
+                "WAKEPLANE_DATA_DIR"
+            ]
         );
     }
 

@@ -62,9 +62,13 @@ pub fn claim(
         else {
             return Ok(Claim::Gone);
         };
+        // A literal predicate (not a bound array), so the plan can use the partial index
+        // `schedule_runs_active_idx`.
         let active: i64 = schedule_runs::table
             .filter(schedule_runs::schedule_id.eq(schedule_id))
-            .filter(schedule_runs::status.eq_any(["claimed", "running"]))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "status IN ('claimed', 'running')",
+            ))
             .count()
             .get_result(conn)?;
         if active >= i64::from(max_concurrency) {
@@ -173,6 +177,44 @@ pub struct Completion {
     pub receipts: Vec<ReceiptRow>,
 }
 
+impl Completion {
+    /// The same outcome with every U+0000 replaced by U+FFFD: a target may print NUL bytes
+    /// (binary output, `\u0000` in a JSON result), and PostgreSQL stores NUL in neither
+    /// `text` nor `jsonb`. Without this the outcome of such a run could not be recorded.
+    fn storable(mut self) -> Completion {
+        self.error_text = self.error_text.map(storable_text);
+        self.result_json = self.result_json.map(storable_json);
+        for r in &mut self.receipts {
+            if r.body.contains('\0') {
+                r.body = storable_text(std::mem::take(&mut r.body));
+            }
+        }
+        self
+    }
+}
+
+fn storable_text(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s
+    }
+}
+
+fn storable_json(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(storable_text(s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (storable_text(k), storable_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// What finishing a run led to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finished {
@@ -240,6 +282,7 @@ fn end_run(
     retry: RetryPolicy,
     now: DateTime<Utc>,
 ) -> Result<Finished, StoreError> {
+    let c = c.storable();
     let mut status = c.status;
     let mut retry_row = None;
     if status == RunStatus::Failed {

@@ -142,10 +142,9 @@ impl Store {
         &self.location
     }
 
-    /// `(size, idle)` of the pool.
+    /// `(size, idle)` of the pool: its configured size, and the open connections idle now.
     pub fn pool_state(&self) -> (u32, u32) {
-        let s = self.pool.state();
-        (s.connections, s.idle_connections)
+        (self.pool.max_size(), self.pool.state().idle_connections)
     }
 
     /// Runs blocking database work on the blocking pool, in the caller's span. The

@@ -385,6 +385,7 @@ pub fn materialise_due(
     conn: &mut PgConnection,
     id: &str,
     now: DateTime<Utc>,
+    grace: chrono::Duration,
 ) -> Result<Materialised, StoreError> {
     conn.transaction(|conn| {
         let mut record = find_for_update(conn, id)?;
@@ -406,6 +407,7 @@ pub fn materialise_due(
             &spec.bounds(),
             due - chrono::Duration::microseconds(1),
             now,
+            grace,
         );
         let mut rows = Vec::with_capacity(plan.run.len() + plan.skip.len());
         for (i, nominal) in plan.skip.iter().enumerate() {

@@ -161,3 +161,49 @@ async fn a_broken_schema_gives_a_500_without_sql() {
         "{text}"
     );
 }
+
+#[actix_web::test]
+async fn nul_characters_in_bodies_are_400_not_500() {
+    // PostgreSQL cannot store U+0000 in text or jsonb; the API must refuse it up front.
+    let app = spawn_app().await;
+    let mut body = schedule_body("nul");
+    body["name"] = json!("n\u{0}l");
+    let r = app.post("/v1/schedules", &body).await;
+    r.assert_error(400, "bad_request");
+    assert!(
+        r.body["error"].as_str().unwrap().contains("\"name\""),
+        "{}",
+        r.body
+    );
+    let mut body = schedule_body("nul-input");
+    body["target"] =
+        json!({"kind": "workflow", "workflow_id": "builtin.echo", "input": {"k": ["a\u{0}"]}});
+    let r = app.post("/v1/schedules", &body).await;
+    r.assert_error(400, "bad_request");
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("target.input.k[0]"),
+        "{}",
+        r.body
+    );
+    let created = app.create_schedule(&schedule_body("clean")).await;
+    let id = created["id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/schedules/{id}/trigger"),
+        &json!({"reason": "why\u{0}"}),
+    )
+    .await
+    .assert_error(400, "bad_request");
+    app.patch(&format!("/v1/schedules/{id}"), &json!({"name": "\u{0}"}))
+        .await
+        .assert_error(400, "bad_request");
+    assert_eq!(
+        app.get("/v1/schedules").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -237,6 +237,37 @@ async fn tokens_grant_roles_and_probes_stay_open() {
     )
     .await;
     assert_eq!((s, b["code"].as_str()), (403, Some("forbidden")));
+    // Percent-encoded spellings route to the same handlers; they must need the same role.
+    for path in [
+        format!("/%761/schedules/{id}"),
+        format!("/v1/%73chedules/{id}"),
+    ] {
+        let (s, b) = call(Method::DELETE, &path, None, None).await;
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{path}"
+        );
+        let (s, b) = call(Method::DELETE, &path, Some("operator-secret"), None).await;
+        assert_eq!((s, b["code"].as_str()), (403, Some("forbidden")), "{path}");
+    }
+    let (s, b) = call(Method::GET, "/%761/schedules", None, None).await;
+    assert_eq!((s, b["code"].as_str()), (401, Some("unauthorized")));
+    let (s, b) = call(
+        Method::POST,
+        &format!("/v%31/schedules/{id}/pause"),
+        Some("viewer-secret"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!((s, b["code"].as_str()), (403, Some("forbidden")));
+    let refused = app
+        .client
+        .get(app.url("/v1/schedules"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.headers()["www-authenticate"], "Bearer");
     let (s, _) = call(
         Method::DELETE,
         &format!("/v1/schedules/{id}"),

@@ -128,3 +128,48 @@ async fn resume_applies_the_misfire_rule_to_occurrences_missed_while_paused() {
     nominal.sort();
     assert_eq!(nominal[0], anchor + Duration::seconds(360));
 }
+
+#[actix_web::test]
+async fn skip_on_resume_skips_even_the_most_recent_missed_occurrences() {
+    // The on-time grace is for a busy timer, never for time spent paused: with `skip`, a
+    // one-second schedule paused for 3.5 s records every occurrence of the pause skipped.
+    let app = spawn_app().await;
+    let s = app
+        .create_schedule(&json!({
+            "name": "every-second-skip", "timezone": "UTC",
+            "schedule": {"kind": "interval", "every_seconds": 1},
+            "target": {"kind": "workflow", "workflow_id": "builtin.noop"},
+            "policy": {"misfire": "skip", "overlap": "allow", "max_concurrency": 20}
+        }))
+        .await;
+    let id = s["id"].as_str().unwrap().to_string();
+    wait_runs(&app, &id, "a first run", |r| count(r, "succeeded") >= 1).await;
+    let paused = app
+        .post(&format!("/v1/schedules/{id}/pause"), &json!({}))
+        .await;
+    let paused_at = ts(&paused.body["paused_at"]);
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let resumed = app
+        .post(&format!("/v1/schedules/{id}/resume"), &json!({}))
+        .await;
+    assert_eq!(resumed.status, 200, "{}", resumed.body);
+    let resumed_at = Utc::now();
+    let runs = wait_runs(&app, &id, "two runs after the resume", |r| {
+        r.iter()
+            .filter(|r| r["status"] == "succeeded" && ts(&r["nominal_time"]) > resumed_at)
+            .count()
+            >= 2
+    })
+    .await;
+    let missed: Vec<_> = runs
+        .iter()
+        .filter(|r| {
+            let n = ts(&r["nominal_time"]);
+            n > paused_at && n <= resumed_at - Duration::milliseconds(100)
+        })
+        .collect();
+    assert!(missed.len() >= 3, "{missed:?}");
+    for r in &missed {
+        assert_eq!(r["status"], "skipped", "missed while paused: {r}");
+    }
+}

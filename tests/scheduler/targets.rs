@@ -133,6 +133,42 @@ async fn shell_targets_get_identity_env_and_stdout_stderr_receipts() {
 }
 
 #[actix_web::test]
+async fn binary_output_with_nul_bytes_is_recorded() {
+    // PostgreSQL stores NUL in neither text nor jsonb: the outcome must still be written.
+    let app = spawn_app().await;
+    let s = app
+        .create_schedule(&json!({
+            "name": "zeros", "timezone": "UTC",
+            "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+            "target": {"kind": "shell", "command": "/usr/bin/head", "args": ["-c", "100000", "/dev/zero"]}
+        }))
+        .await;
+    let id = s["id"].as_str().unwrap();
+    let run_id = app.trigger(id, "nul bytes").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = app
+        .poll(
+            &format!("/v1/runs/{run_id}"),
+            Duration::from_secs(20),
+            |r| r["finished_at"].is_string(),
+        )
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["exit_code"], 0);
+    let receipts = app.get(&format!("/v1/runs/{run_id}/receipts")).await.body;
+    let stdout = receipts["items"][0]["body"].as_str().unwrap();
+    assert!(!stdout.contains('\0'));
+    assert!(stdout.starts_with('\u{FFFD}'), "NUL shown as U+FFFD");
+    assert!(
+        stdout.ends_with("\n[truncated: 34464 bytes not shown]"),
+        "{}",
+        &stdout[stdout.len() - 60..]
+    );
+}
+
+#[actix_web::test]
 async fn workflows_return_results_and_unknown_ids_fail_clearly() {
     let app = spawn_app().await;
     let echo = app

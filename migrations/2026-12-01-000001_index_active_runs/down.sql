@@ -1,0 +1,1 @@
+DROP INDEX schedule_runs_active_idx;
