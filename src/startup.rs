@@ -82,6 +82,12 @@ impl Application {
         store: Store,
         workflows: WorkflowRegistry,
     ) -> anyhow::Result<Application> {
+        let tokens = match &config.api_tokens {
+            Some(spec) => Some(
+                Tokens::parse(spec).map_err(|e| anyhow::anyhow!("WAKEPLANE_API_TOKENS: {e}"))?,
+            ),
+            None => None,
+        };
         let scheduler = Scheduler::start(
             SchedulerConfig {
                 worker_id: config.worker_id.clone(),
@@ -92,13 +98,7 @@ impl Application {
             workflows,
             Metrics::new(),
         )
-        .await;
-        let tokens = match &config.api_tokens {
-            Some(spec) => Some(
-                Tokens::parse(spec).map_err(|e| anyhow::anyhow!("WAKEPLANE_API_TOKENS: {e}"))?,
-            ),
-            None => None,
-        };
+        .await?;
         let listener = TcpListener::bind(&config.http_addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_addr))?;
         let local = listener.local_addr()?;

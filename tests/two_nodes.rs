@@ -236,3 +236,45 @@ fn two_nodes_share_one_database_without_duplicates_or_gaps() {
         started.elapsed()
     );
 }
+
+/// Two live processes with one worker id would take each other's leases for a dead
+/// previous life's: the second one must refuse to start, and the first one's running
+/// work must end as it would have.
+#[test]
+fn a_second_live_process_with_the_same_worker_id_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = fresh_database("wp_same_id");
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("WAKEPLANE_WORKER_ID", "wrk_same"),
+    ];
+    let first = ServerSpec::new("first", dir.path(), &env).start_ready(Duration::from_secs(60));
+    let id = first.create_schedule(&json!({
+        "name": "sleeper", "timezone": "UTC",
+        "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+        "target": {"kind": "workflow", "workflow_id": "builtin.sleep", "input": {"seconds": 4}}
+    }));
+    let (status, run) = first.post(
+        &format!("/v1/schedules/{id}/trigger"),
+        &json!({"reason": "same id"}),
+    );
+    assert_eq!(status, 200, "{run}");
+    let run_id = run["run_id"].as_str().expect("run id").to_string();
+    process::poll("the run to be running", Duration::from_secs(20), || {
+        let (_, r) = first.get(&format!("/v1/runs/{run_id}"));
+        (r["status"] == "running").then_some(())
+    });
+
+    let mut second = ServerSpec::new("second", dir.path(), &env).start();
+    let exit = second.wait_exit(Duration::from_secs(30));
+    assert!(!exit.success(), "the second process must not start");
+    let log = second.log_tail(40);
+    assert!(log.contains("WAKEPLANE_WORKER_ID"), "{log}");
+
+    let done = process::poll("the run to finish", Duration::from_secs(30), || {
+        let (_, r) = first.get(&format!("/v1/runs/{run_id}"));
+        r["finished_at"].is_string().then_some(r)
+    });
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempt"], 1);
+}

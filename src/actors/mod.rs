@@ -51,21 +51,71 @@ pub struct Scheduler {
     reaper: Addr<LeaseReaper>,
     pub board: Arc<HealthBoard>,
     pub config: SchedulerConfig,
+    /// The connection holding this process's worker-id lock; kept open, never used.
+    _worker_lock: Arc<std::sync::Mutex<Option<diesel::PgConnection>>>,
+}
+
+/// How long start-up waits for a previous life's worker-id lock to go away (a killed
+/// process's session ends a moment after it dies).
+const WORKER_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Start-up refused: another live process uses this worker id on this database.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "WAKEPLANE_WORKER_ID {0:?} is in use by another running wakeplane on this database; \
+     give every node its own WAKEPLANE_WORKER_ID"
+)]
+pub struct WorkerIdInUse(pub String);
+
+/// Takes the worker-id lock, waiting briefly for a dead previous life to let go.
+/// `Ok(None)`: the database is unreachable, so nobody can be sure who holds it.
+async fn lock_worker_id(
+    store: &Store,
+    worker_id: &str,
+) -> Result<Option<diesel::PgConnection>, WorkerIdInUse> {
+    let deadline = std::time::Instant::now() + WORKER_LOCK_WAIT;
+    loop {
+        let (s, id) = (store.clone(), worker_id.to_string());
+        let attempt = tokio::task::spawn_blocking(move || s.lock_worker_id(&id)).await;
+        match attempt {
+            Ok(Ok(Some(conn))) => return Ok(Some(conn)),
+            Ok(Ok(None)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Ok(Ok(None)) => return Err(WorkerIdInUse(worker_id.to_string())),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not take the worker-id lock");
+                return Ok(None);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take the worker-id lock");
+                return Ok(None);
+            }
+        }
+    }
 }
 
 impl Scheduler {
-    /// Recovers this node's stale claims from an earlier life, then starts the actors.
-    /// Must be called inside an actix System.
+    /// Makes sure no other live process uses this worker id, recovers this node's stale
+    /// claims from an earlier life, then starts the actors. Must be called inside an actix
+    /// System.
     pub async fn start(
         config: SchedulerConfig,
         store: Store,
         workflows: WorkflowRegistry,
         metrics: Metrics,
-    ) -> Scheduler {
+    ) -> Result<Scheduler, WorkerIdInUse> {
         let board = Arc::new(HealthBoard::new(metrics));
+        let worker_lock = lock_worker_id(&store, &config.worker_id).await?;
         let worker = config.worker_id.clone();
+        // Our own leases are a dead previous life's only while we hold the worker-id lock;
+        // without it (database down) they are left to expire like anyone else's.
+        let own = worker_lock.is_some();
         match store
-            .run(move |conn| leases::recover_expired(conn, Some(&worker), store::now(), 500))
+            .run(move |conn| {
+                let mine = own.then_some(worker.as_str());
+                leases::recover_expired(conn, mine, store::now(), 500)
+            })
             .await
         {
             Ok(recovered) => {
@@ -96,13 +146,14 @@ impl Scheduler {
             supervisor: supervisor.clone(),
         }
         .start();
-        Scheduler {
+        Ok(Scheduler {
             supervisor,
             pool,
             reaper,
             board,
             config,
-        }
+            _worker_lock: Arc::new(std::sync::Mutex::new(worker_lock)),
+        })
     }
 
     /// Graceful shutdown: stop firing, drain running work for up to `drain`, cancel what is

@@ -116,6 +116,7 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for ConnectionSetup 
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    url: std::sync::Arc<str>,
     location: String,
 }
 
@@ -133,6 +134,7 @@ impl Store {
             .build_unchecked(manager);
         Store {
             pool,
+            url: database_url.into(),
             location: redact_url(database_url),
         }
     }
@@ -180,6 +182,22 @@ impl Store {
     /// Applies pending migrations under an advisory lock (safe with several nodes).
     pub fn migrate(&self) -> Result<usize, StoreError> {
         self.run_blocking(run_migrations)
+    }
+
+    /// Takes the session advisory lock that says "a live process is `worker_id`", on a
+    /// connection of its own that the caller keeps open for as long as it runs; `None`
+    /// when another live process holds it. Blocking.
+    pub fn lock_worker_id(&self, worker_id: &str) -> Result<Option<PgConnection>, StoreError> {
+        use diesel::Connection;
+        use diesel::RunQueryDsl;
+        let mut conn = PgConnection::establish(&self.url)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let row: LockRow =
+            diesel::sql_query("SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked")
+                .bind::<diesel::sql_types::Integer, _>(WORKER_LOCK_CLASS)
+                .bind::<diesel::sql_types::Text, _>(worker_id)
+                .get_result(&mut conn)?;
+        Ok(row.locked.then_some(conn))
     }
 
     /// `true` when a trivial query succeeds.
@@ -273,6 +291,15 @@ pub fn ensure_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
         conn.batch_execute(&format!("CREATE DATABASE {name}"))?;
     }
     Ok(())
+}
+
+/// The advisory-lock class of worker ids (the second key is the id's hash).
+const WORKER_LOCK_CLASS: i32 = 0x7770; // "wp"
+
+#[derive(diesel::QueryableByName)]
+struct LockRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
 }
 
 #[derive(diesel::QueryableByName)]
