@@ -77,6 +77,14 @@ impl Metrics {
             ]),
         )
         .unwrap_or_else(|e| panic!("metric schedule_fire_lag_seconds: {e}"));
+        // Every executor's series exist from the start, so a fresh server's scrape already
+        // carries each family (a vector with no series prints no HELP/TYPE at all).
+        for executor in ["http", "shell", "workflow"] {
+            executor_execution_duration_seconds.with_label_values(&[executor]);
+            for status in ["succeeded", "failed", "dead_lettered", "cancelled"] {
+                executor_runs_total.with_label_values(&[executor, status]);
+            }
+        }
         for c in [
             Box::new(executor_runs_total.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(executor_execution_duration_seconds.clone()),

@@ -209,11 +209,19 @@ impl Handler<Apply> for Supervisor {
                 if addr.is_ok() {
                     *act.inflight.entry(id.clone()).or_default() += 1;
                 }
+                let store = act.store.clone();
                 async move {
                     let addr = addr?;
-                    addr.send(msg)
-                        .await
-                        .map_err(|_| CommandError::SchedulerUnavailable)?
+                    let target = msg.id.clone();
+                    match addr.send(msg).await {
+                        Ok(reply) => reply,
+                        // The actor stopped before it took the command: deleted meanwhile
+                        // (a racing DELETE), or restarting. The database says which.
+                        Err(_) => match store.run(move |c| schedules::find(c, &target)).await {
+                            Err(StoreError::NotFound) => Err(CommandError::NotFound),
+                            _ => Err(CommandError::SchedulerUnavailable),
+                        },
+                    }
                 }
                 .into_actor(act)
                 .map(move |reply, act, _| {

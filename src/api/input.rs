@@ -20,13 +20,20 @@ pub async fn json_body<T: DeserializeOwned>(
     mut payload: web::Payload,
 ) -> Result<T, ApiError> {
     let bytes = read_body(req, &mut payload).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest(
-            "request body must be a JSON object".into(),
-        ));
-    }
+    require_object(&bytes)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// 400 unless the body is a JSON object: serde would otherwise fill a struct from an array
+/// by position (`["name", true, …]`).
+pub fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ => Err(ApiError::BadRequest(
+            "request body must be a JSON object".into(),
+        )),
+    }
 }
 
 /// Reads a body that may be empty (e.g. POST /trigger with nothing) under the same rules.
@@ -122,7 +129,12 @@ pub fn query(req: &HttpRequest, allowed: &[&str]) -> Result<Vec<(String, String)
     let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?
         .into_inner();
-    for (k, _) in &pairs {
+    for (k, v) in &pairs {
+        if v.contains('\0') {
+            return Err(ApiError::BadRequest(format!(
+                "query parameter {k:?} contains a NUL character"
+            )));
+        }
         if !allowed.contains(&k.as_str()) {
             return Err(ApiError::BadRequest(format!(
                 "unknown query parameter {k:?}; expected one of: {}",

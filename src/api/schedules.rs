@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::ApiError;
 use super::error::ErrorEnvelope;
-use super::input::{json_body, param, query, read_body};
+use super::input::{json_body, param, query, read_body, require_object};
 use super::views::{
     DeletedView, PausedView, ResumedView, RunList, RunSummaryView, ScheduleList,
     ScheduleSummaryView, ScheduleView, TriggerBody, TriggeredView, UpcomingView,
@@ -204,6 +204,7 @@ pub async fn trigger(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(blank());
     }
+    require_object(&bytes)?;
     let body: TriggerBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let reason = body

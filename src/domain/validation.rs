@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use chrono::{DateTime, DurationRound, Utc};
+use chrono::{DateTime, Datelike, DurationRound, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -382,7 +382,13 @@ pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
     let parsed = DateTime::parse_from_rfc3339(s.trim()).map_err(|e| {
         format!("must be an RFC 3339 timestamp with offset, e.g. 2027-06-01T09:00:00Z ({e})")
     })?;
+    if parsed.nanosecond() >= 1_000_000_000 {
+        return Err("must not be a leap second (:60)".into());
+    }
     let utc = parsed.with_timezone(&Utc);
+    if !(1..=9999).contains(&utc.year()) {
+        return Err("must lie between the years 0001 and 9999 in UTC".into());
+    }
     Ok(utc
         .duration_trunc(chrono::Duration::microseconds(1))
         .unwrap_or(utc))

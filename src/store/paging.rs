@@ -32,6 +32,11 @@ impl Cursor {
         let text = String::from_utf8(bytes).ok()?;
         let (micros, id) = text.split_once(':')?;
         let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        // Rows are created by this server: anything outside the years PostgreSQL and
+        // RFC 3339 share is no cursor of ours (and would be a query error, not a page).
+        if !(1970..=9999).contains(&chrono::Datelike::year(&created_at)) {
+            return None;
+        }
         if id.is_empty()
             || id.len() > 64
             || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -47,9 +52,20 @@ impl Cursor {
 
 /// `limit` as API.md says: missing, non-numeric or ≤ 0 → 50; above 500 → 500.
 pub fn clamp_limit(raw: Option<&str>) -> i64 {
-    match raw.and_then(|s| s.trim().parse::<i64>().ok()) {
-        Some(n) if n > MAX_LIMIT => MAX_LIMIT,
-        Some(n) if n > 0 => n,
+    let raw = raw.map(str::trim).unwrap_or("");
+    match raw.parse::<i64>() {
+        Ok(n) if n > MAX_LIMIT => MAX_LIMIT,
+        Ok(n) if n > 0 => n,
+        // Too big for 64 bits, but a number all the same: above 500.
+        Err(_)
+            if !raw.is_empty()
+                && raw
+                    .trim_start_matches('+')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit()) =>
+        {
+            MAX_LIMIT
+        }
         _ => DEFAULT_LIMIT,
     }
 }
@@ -87,7 +103,15 @@ mod tests {
             id: "run_01abc".into(),
         };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
-        for bad in ["", "!!!", "bm90LWEtY3Vyc29y", "MTIzOg", "eHg6cnVu"] {
+        // ... and "-8000000000000000000:sch_x", a well-formed key out of PostgreSQL's range.
+        for bad in [
+            "",
+            "!!!",
+            "bm90LWEtY3Vyc29y",
+            "MTIzOg",
+            "eHg6cnVu",
+            "LTgwMDAwMDAwMDAwMDAwMDAwMDA6c2NoX3g",
+        ] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
     }
@@ -100,5 +124,7 @@ mod tests {
         assert_eq!(clamp_limit(Some("-3")), 50);
         assert_eq!(clamp_limit(Some("7")), 7);
         assert_eq!(clamp_limit(Some("501")), 500);
+        assert_eq!(clamp_limit(Some("99999999999999999999")), 500);
+        assert_eq!(clamp_limit(Some("-99999999999999999999")), 50);
     }
 }

@@ -207,3 +207,74 @@ async fn nul_characters_in_bodies_are_400_not_500() {
         1
     );
 }
+
+#[actix_web::test]
+async fn arrays_odd_instants_and_out_of_range_cursors_are_400() {
+    let app = spawn_app().await;
+    // serde would fill a struct from an array by position; the contract wants an object.
+    app.post(
+        "/v1/schedules",
+        &json!(["arr", true, "UTC", {"kind": "interval", "every_seconds": 60}]),
+    )
+    .await
+    .assert_error(400, "bad_request");
+    let created = app.create_schedule(&schedule_body("instants")).await;
+    let id = created["id"].as_str().unwrap();
+    app.post(&format!("/v1/schedules/{id}/trigger"), &json!(["why"]))
+        .await
+        .assert_error(400, "bad_request");
+    for at in [
+        "2027-03-03T12:34:60Z",
+        "9999-12-31T23:59:59-23:59",
+        "0000-01-01T00:00:00+23:59",
+    ] {
+        let mut body = schedule_body(&format!("at-{at}"));
+        body["schedule"] = json!({"kind": "once", "at": at});
+        let r = app.post("/v1/schedules", &body).await;
+        r.assert_error(400, "validation_failed");
+        assert_eq!(r.body["details"][0]["field"], "schedule.at", "{}", r.body);
+    }
+    // base64url("-8000000000000000000:sch_x"): well formed, outside PostgreSQL's range.
+    for path in [
+        "/v1/schedules",
+        "/v1/runs",
+        &format!("/v1/schedules/{id}/runs"),
+    ] {
+        app.get(&format!(
+            "{path}?cursor=LTgwMDAwMDAwMDAwMDAwMDAwMDA6c2NoX3g"
+        ))
+        .await
+        .assert_error(400, "bad_request");
+    }
+    app.get("/v1/runs?schedule_id=%00")
+        .await
+        .assert_error(400, "bad_request");
+    let r = app.get("/v1/schedules?limit=99999999999999999999").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[actix_web::test]
+async fn commands_racing_a_delete_are_404_never_503() {
+    let app = spawn_app().await;
+    for round in 0..5 {
+        let created = app
+            .create_schedule(&schedule_body(&format!("race-{round}")))
+            .await;
+        let id = created["id"].as_str().unwrap().to_string();
+        let (one, pause, empty) = (
+            format!("/v1/schedules/{id}"),
+            format!("/v1/schedules/{id}/pause"),
+            json!({}),
+        );
+        let (a, b, c) =
+            futures_util::join!(app.delete(&one), app.post(&pause, &empty), app.delete(&one),);
+        for r in [a, b, c] {
+            assert!(
+                r.status == 200 || r.status == 404,
+                "{} {}",
+                r.status,
+                r.body
+            );
+        }
+    }
+}

@@ -79,6 +79,51 @@ async fn status_shows_actors_workers_and_run_counts_after_real_runs() {
 }
 
 #[actix_web::test]
+async fn a_fresh_server_exports_every_metric_family() {
+    let app = spawn_app().await;
+    let text = app
+        .client
+        .get(app.url("/v1/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        "schedules_total",
+        "schedules_enabled_total",
+        "runs_total",
+        "runs_due",
+        "runs_running",
+        "runs_failed_total",
+        "runs_succeeded_total",
+        "runs_retry_queued",
+        "dead_letters_total",
+        "worker_leases_active",
+        "claimed_but_expired_total",
+        "executor_runs_total",
+        "executor_execution_duration_seconds",
+        "schedule_actors",
+        "schedule_actor_restarts_total",
+        "schedule_fire_lag_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "{family} missing:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family} has no HELP"
+        );
+    }
+    assert!(
+        text.contains("schedule_actors{state=\"paused\"} 0"),
+        "{text}"
+    );
+}
+
+#[actix_web::test]
 async fn metrics_count_executor_outcomes_and_fire_lag() {
     let app = spawn_app().await;
     let mut echo = schedule_body("echo");
