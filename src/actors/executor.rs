@@ -299,14 +299,29 @@ async fn execute_run(deps: ExecutorDeps, job: Execute, cancel: CancellationToken
     let worker = deps.worker_id.clone();
     let id = job.run_id.clone();
     let schedule_id = job.schedule_id.clone();
-    let claim = deps
+    // Claim, then start: two transactions (a crash between them leaves a `claimed` run,
+    // which recovery puts back to `pending`), on one connection in one blocking hop.
+    let begun = deps
         .store
-        .run(move |c| leases::claim(c, &id, &schedule_id, &worker, ttl, store::now()))
+        .run(move |c| {
+            let run = match leases::claim(c, &id, &schedule_id, &worker, ttl, store::now())? {
+                Claim::Won(run) => run,
+                Claim::NoCapacity => return Ok(Err(RunEnd::NoCapacity)),
+                Claim::Gone => return Ok(Err(RunEnd::Gone)),
+            };
+            Ok::<_, StoreError>(match leases::start(c, &id, &worker, store::now()) {
+                Ok(true) => Ok(run),
+                Ok(false) => Err(RunEnd::Gone),
+                // Not started: the lease expires and recovery puts the run back to pending.
+                Err(e) => Err(RunEnd::Failed {
+                    error: e.to_string(),
+                }),
+            })
+        })
         .await;
-    let run = match claim {
-        Ok(Claim::Won(run)) => run,
-        Ok(Claim::NoCapacity) => return RunEnd::NoCapacity,
-        Ok(Claim::Gone) => return RunEnd::Gone,
+    let run = match begun {
+        Ok(Ok(run)) => run,
+        Ok(Err(end)) => return end,
         Err(e) => {
             return RunEnd::Failed {
                 error: e.to_string(),
@@ -328,27 +343,10 @@ async fn execute_claimed(
     run: RunRow,
     cancel: CancellationToken,
 ) -> RunEnd {
-    tracing::info!("run claimed");
+    tracing::info!("run claimed and started");
     if cancel.is_cancelled() {
         return record(&deps, &job.run_id, Outcome::cancelled()).await;
     }
-    let worker = deps.worker_id.clone();
-    let id = job.run_id.clone();
-    match deps
-        .store
-        .run(move |c| leases::start(c, &id, &worker, store::now()))
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => return RunEnd::Gone,
-        Err(e) => {
-            // Not started: the lease expires and recovery puts the run back to pending.
-            return RunEnd::Failed {
-                error: e.to_string(),
-            };
-        }
-    }
-    tracing::info!("run started");
     let identity = RunIdentity {
         schedule_id: run.schedule_id.clone(),
         run_id: run.id.clone(),
