@@ -608,7 +608,7 @@ fn parse_target(t: &TargetBody, errors: &mut Vec<FieldError>) -> Option<Target> 
             });
             let headers = t.headers.clone().unwrap_or_default();
             check_size("target.headers", &headers, errors);
-            for name in headers.keys() {
+            for (name, value) in &headers {
                 if name.is_empty()
                     || !name
                         .bytes()
@@ -617,6 +617,12 @@ fn parse_target(t: &TargetBody, errors: &mut Vec<FieldError>) -> Option<Target> 
                     errors.push(FieldError::new(
                         "target.headers",
                         format!("{name:?} is not a valid header name"),
+                    ));
+                } else if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                    // What an HTTP client would refuse at every run (CR/LF would split it).
+                    errors.push(FieldError::new(
+                        "target.headers",
+                        format!("the value of {name:?} must not contain control characters"),
                     ));
                 }
             }
@@ -633,7 +639,13 @@ fn parse_target(t: &TargetBody, errors: &mut Vec<FieldError>) -> Option<Target> 
             let command = required_text("target.command", t.command.as_ref(), errors);
             let args = t.args.clone().unwrap_or_default();
             check_size("target.args", &args, errors);
-            if args.iter().any(|a| a.contains('\0')) || command.is_some_and(|c| c.contains('\0')) {
+            if command.is_some_and(|c| c.contains('\0')) {
+                errors.push(FieldError::new(
+                    "target.command",
+                    "must not contain NUL characters",
+                ));
+            }
+            if args.iter().any(|a| a.contains('\0')) {
                 errors.push(FieldError::new(
                     "target.args",
                     "must not contain NUL characters",
@@ -883,6 +895,21 @@ mod tests {
                 "start_at"
             ]
         );
+    }
+
+    #[test]
+    fn header_values_with_control_characters_are_refused_at_create() {
+        let errs = parse_schedule(
+            &body(json!({"name": "h", "timezone": "UTC",
+                "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+                "target": {"kind": "http", "method": "GET", "url": "http://127.0.0.1/",
+                           "headers": {"X-A": "a\nb", "X-Tab": "a\tb"}}})),
+            &ctx(),
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].field, "target.headers");
+        assert!(errs[0].message.contains("X-A"), "{}", errs[0].message);
     }
 
     #[test]

@@ -56,7 +56,9 @@ pub fn claim(
         let Some(max_concurrency) = schedules::table
             .find(schedule_id)
             .select(schedules::max_concurrency)
-            .for_update()
+            // Serialises claimers of this schedule, yet lets run inserts (triggers, retry
+            // rows) take their foreign-key share lock meanwhile.
+            .for_no_key_update()
             .first::<i32>(conn)
             .optional()?
         else {

@@ -129,7 +129,9 @@ impl Store {
             .max_size(pool_size.max(1))
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(3))
-            .test_on_check_out(true)
+            // No round trip per checkout: a connection is checked after a failure instead
+            // (see `checked`), which is when a dead one shows itself.
+            .test_on_check_out(false)
             .connection_customizer(Box::new(ConnectionSetup))
             .build_unchecked(manager);
         Store {
@@ -163,7 +165,7 @@ impl Store {
             tokio::task::spawn_blocking(move || {
                 let _entered = span.enter();
                 let mut conn = pool.get().map_err(StoreError::from)?;
-                f(&mut conn)
+                checked(&mut conn, f)
             })
             .await
             .map_err(|e| E::from(StoreError::Task(e.to_string())))?
@@ -176,7 +178,7 @@ impl Store {
         f: impl FnOnce(&mut PgConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.pool.get()?;
-        f(&mut conn)
+        checked(&mut conn, f)
     }
 
     /// Applies pending migrations under an advisory lock (safe with several nodes).
@@ -206,6 +208,21 @@ impl Store {
             .await
             .is_ok()
     }
+}
+
+/// Runs `f`; if it failed, pings the connection, and if that fails too (the server went
+/// away) marks it broken so that r2d2 drops it instead of handing it out again. A pool
+/// without a checkout test relies on this to recover by itself after an outage.
+fn checked<T, E>(
+    conn: &mut PgConnection,
+    f: impl FnOnce(&mut PgConnection) -> Result<T, E>,
+) -> Result<T, E> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let result = f(conn);
+    if result.is_err() && conn.batch_execute("SELECT 1").is_err() {
+        AnsiTransactionManager::transaction_manager_status_mut(conn).set_in_error();
+    }
+    result
 }
 
 /// Applies pending migrations on one connection under an advisory lock.

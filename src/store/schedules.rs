@@ -189,12 +189,14 @@ pub fn find(conn: &mut PgConnection, id: &str) -> Result<ScheduleRecord, StoreEr
         .try_into()
 }
 
-/// Locks the row for the rest of the transaction.
+/// Locks the row for the rest of the transaction (`FOR NO KEY UPDATE`: other writers of
+/// the schedule wait, inserts of its runs, whose foreign key only needs a share lock, do
+/// not; a DELETE still waits for it).
 pub fn find_for_update(conn: &mut PgConnection, id: &str) -> Result<ScheduleRecord, StoreError> {
     schedules::table
         .find(id)
         .select(ScheduleRow::as_select())
-        .for_update()
+        .for_no_key_update()
         .first(conn)?
         .try_into()
 }
