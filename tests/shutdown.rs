@@ -97,6 +97,58 @@ fn sigterm_lets_short_work_drain() {
     println!("(b) drained to success: {:.1?}", started.elapsed());
 }
 
+#[test]
+fn commands_during_the_drain_are_refused_with_503() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = fresh_database("wp_shutdown_refuse");
+    let spec = ServerSpec::new(
+        "refuse",
+        dir.path(),
+        &[
+            ("DATABASE_URL", &url),
+            ("WAKEPLANE_WORKER_ID", "wrk_refuse"),
+            ("WAKEPLANE_SHUTDOWN_TIMEOUT_SECONDS", "20"),
+        ],
+    );
+    let mut server = spec.start_ready(Duration::from_secs(60));
+    let mut body = sleep_schedule("refuse");
+    body["target"]["input"]["seconds"] = json!(5);
+    let schedule_id = server.create_schedule(&body);
+    let (status, run) = server.post(
+        &format!("/v1/schedules/{schedule_id}/trigger"),
+        &json!({"reason": "keep the drain busy"}),
+    );
+    assert_eq!(status, 200, "trigger: {run}");
+    let run_id = run["run_id"].as_str().expect("run id").to_string();
+    poll("the run to be running", Duration::from_secs(20), || {
+        let (_, r) = server.get(&format!("/v1/runs/{run_id}"));
+        (r["status"] == "running").then_some(())
+    });
+    server.terminate();
+    // Draining: new schedules and commands would arm timers nobody honours.
+    let refused = poll("a create to be refused", Duration::from_secs(4), || {
+        let (s, b) = server.post("/v1/schedules", &sleep_schedule("too-late"));
+        (s == 503).then_some(b)
+    });
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    let (s, b) = server.post(&format!("/v1/schedules/{schedule_id}/pause"), &json!({}));
+    assert_eq!((s, b["code"].as_str()), (503, Some("unavailable")), "{b}");
+    let exit = server.wait_exit(Duration::from_secs(30));
+    assert!(exit.success(), "{exit:?}");
+    let row = runs_of(&url, &schedule_id)
+        .into_iter()
+        .find(|r| r.id == run_id)
+        .expect("the run row");
+    assert_eq!(
+        row.status, "succeeded",
+        "the running work still drained: {row:#?}"
+    );
+    assert!(
+        runs_of(&url, &schedule_id).len() == 1,
+        "nothing was created while draining"
+    );
+}
+
 /// Command lines of live processes that mention `needle`.
 fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();

@@ -156,6 +156,10 @@ pub struct CreateSchedule {
 impl Handler<CreateSchedule> for Supervisor {
     type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
     fn handle(&mut self, msg: CreateSchedule, _: &mut Self::Context) -> Self::Result {
+        if self.shutting_down {
+            // Draining: a new actor would arm timers nobody will honour. 503, retry later.
+            return Box::pin(fut::ready(Err(CommandError::SchedulerUnavailable)));
+        }
         let now = store::now();
         let ctx = ValidationContext {
             now,
@@ -187,6 +191,9 @@ impl Handler<CreateSchedule> for Supervisor {
 impl Handler<Apply> for Supervisor {
     type Result = ResponseActFuture<Self, Result<CommandReply, CommandError>>;
     fn handle(&mut self, msg: Apply, _: &mut Self::Context) -> Self::Result {
+        if self.shutting_down {
+            return Box::pin(fut::ready(Err(CommandError::SchedulerUnavailable)));
+        }
         let known = self.registry.get(&msg.id).cloned();
         let store = self.store.clone();
         let id = msg.id.clone();

@@ -18,6 +18,9 @@ use crate::domain::RunStatus;
 use crate::store::paging::{clamp_limit, Cursor};
 use crate::store::{runs, schedules};
 
+/// How long `GET /v1/schedules/{id}` waits for the actor's live view.
+const INSPECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         match e {
@@ -108,12 +111,12 @@ pub async fn get(
         .await
         .map_err(CommandError::from)?;
     let mut view = ScheduleView::from(&record);
-    view.actor = state
-        .scheduler
-        .supervisor
-        .send(InspectSchedule { id })
+    let snapshot = state.scheduler.supervisor.send(InspectSchedule { id });
+    // An actor busy in a slow transaction must not stall a read: its block is then null.
+    view.actor = tokio::time::timeout(INSPECT_TIMEOUT, snapshot)
         .await
         .ok()
+        .and_then(Result::ok)
         .flatten()
         .and_then(|snapshot| serde_json::to_value(snapshot).ok());
     Ok(HttpResponse::Ok().json(view))

@@ -68,6 +68,14 @@ impl From<DieselError> for StoreError {
                 let _ = kind;
                 StoreError::Unavailable(info.message().to_string())
             }
+            // The transaction lost a race (a deadlock victim, a serialization failure) and
+            // was rolled back whole: nothing was written, and trying again will do.
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
+                StoreError::Unavailable(info.message().to_string())
+            }
+            DieselError::DatabaseError(_, info) if info.message().contains("deadlock detected") => {
+                StoreError::Unavailable(info.message().to_string())
+            }
             DieselError::BrokenTransactionManager => {
                 StoreError::Unavailable("connection lost inside a transaction".into())
             }
