@@ -1,12 +1,15 @@
 //! Provides the run-executor pool: `WAKEPLANE_WORKERS` `RunExecutor` actors behind one
-//! `ExecutorPool` that queues runs and hands each to an idle executor.
+//! `ExecutorPool` that queues runs, claims them for its idle executors and hands each
+//! claimed run to one.
 //!
-//! An executor claims its run (atomic state change + lease), marks it running, executes the
-//! target under timeout and cancellation while renewing the lease every TTL/2, then records
-//! the outcome, receipts and retry row or dead letter in one transaction, and reports to
-//! the schedule actor. It never decides policy; it never touches schedule definitions.
+//! The pool claims in batches (one claim transaction and one start transaction for as many
+//! queued runs as it has idle executors; see `leases::claim_and_start`), so a burst of due
+//! runs costs a few transactions rather than two per run. An executor executes the target
+//! under timeout and cancellation while renewing the lease every TTL/2, then records the
+//! outcome, receipts and retry row or dead letter in one transaction, and reports to the
+//! schedule actor. Neither decides policy nor touches schedule definitions.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +21,7 @@ use super::health::HealthBoard;
 use super::messages::{CancelRun, Drain, Execute, RunEnd, RunEnded};
 use crate::domain::RunStatus;
 use crate::executors::{Executors, Outcome, OutcomeStatus, RunIdentity};
-use crate::store::leases::{self, Claim, Completion, Finished};
+use crate::store::leases::{self, Claim, ClaimRequest, Completion, Finished};
 use crate::store::runs::{ReceiptRow, RunRow};
 use crate::store::{self, Store, StoreError};
 
@@ -32,7 +35,10 @@ pub struct ExecutorDeps {
     pub board: Arc<HealthBoard>,
 }
 
-/// Queues runs and hands each to an idle executor.
+/// Most runs claimed in one batch.
+const MAX_CLAIM_BATCH: usize = 64;
+
+/// Queues runs, claims them in batches and hands each claimed run to an idle executor.
 pub struct ExecutorPool {
     deps: ExecutorDeps,
     size: usize,
@@ -41,6 +47,10 @@ pub struct ExecutorPool {
     queue: VecDeque<Execute>,
     /// run id → executor index, for cancellation.
     running: HashMap<String, usize>,
+    /// Runs of the claim batch in flight (at most one batch at a time).
+    claiming: HashSet<String>,
+    /// Runs asked to stop while their claim was in flight.
+    cancelled_while_claiming: HashSet<String>,
     accepting: bool,
     drain_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
@@ -54,26 +64,92 @@ impl ExecutorPool {
             idle: Vec::new(),
             queue: VecDeque::new(),
             running: HashMap::new(),
+            claiming: HashSet::new(),
+            cancelled_while_claiming: HashSet::new(),
             accepting: true,
             drain_waiters: Vec::new(),
         }
     }
 
-    fn hand_out(&mut self) {
-        while let Some(&index) = self.idle.last() {
-            let Some(job) = self.queue.pop_front() else {
-                break;
-            };
-            self.idle.pop();
-            self.running.insert(job.run_id.clone(), index);
-            self.executors[index].do_send(job);
+    /// Claims as many queued runs as there are idle executors (one batch in flight at a
+    /// time), then answers drain waiters once nothing is queued, claiming or running.
+    fn hand_out(&mut self, ctx: &mut Context<Self>) {
+        let batch = self.idle.len().min(self.queue.len()).min(MAX_CLAIM_BATCH);
+        if self.claiming.is_empty() && batch > 0 {
+            let jobs: Vec<Execute> = self.queue.drain(..batch).collect();
+            self.claiming = jobs.iter().map(|j| j.run_id.clone()).collect();
+            let requests: Vec<ClaimRequest> = jobs
+                .iter()
+                .map(|j| ClaimRequest {
+                    run_id: j.run_id.clone(),
+                    schedule_id: j.schedule_id.clone(),
+                })
+                .collect();
+            let ttl = chrono::Duration::from_std(self.deps.lease_ttl).unwrap_or_default();
+            let worker = self.deps.worker_id.clone();
+            let fut = self
+                .deps
+                .store
+                .run(move |c| leases::claim_and_start(c, &requests, &worker, ttl, store::now));
+            ctx.spawn(
+                fut.into_actor(self)
+                    .map(move |res, act, ctx| act.claimed(jobs, res, ctx)),
+            );
         }
-        self.deps.board.set_workers(self.running.len(), self.size);
-        if self.running.is_empty() && self.queue.is_empty() {
+        self.deps
+            .board
+            .set_workers(self.running.len() + self.claiming.len(), self.size);
+        if self.running.is_empty() && self.queue.is_empty() && self.claiming.is_empty() {
             for w in self.drain_waiters.drain(..) {
                 let _ = w.send(());
             }
         }
+    }
+
+    /// Hands each run won by a claim batch to an idle executor; tells the schedule actors
+    /// about the others.
+    fn claimed(
+        &mut self,
+        jobs: Vec<Execute>,
+        res: Result<Vec<Claim>, StoreError>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.claiming.clear();
+        // A failed batch leaves every run as it was: waiting, or claimed until recovery.
+        let claims: Vec<Result<Claim, String>> = match res {
+            Ok(claims) => claims.into_iter().map(Ok).collect(),
+            Err(e) => jobs.iter().map(|_| Err(e.to_string())).collect(),
+        };
+        for (job, claim) in jobs.into_iter().zip(claims) {
+            let cancelled = self.cancelled_while_claiming.remove(&job.run_id);
+            let end = match claim {
+                Ok(Claim::Won(run)) => match self.idle.pop() {
+                    Some(index) => {
+                        self.running.insert(job.run_id.clone(), index);
+                        let run_id = job.run_id.clone();
+                        self.executors[index].do_send(RunClaimed { job, run: *run });
+                        if cancelled {
+                            self.executors[index].do_send(CancelRun { run_id });
+                        }
+                        continue;
+                    }
+                    // Never: a batch is no larger than the idle executors it was cut for.
+                    None => RunEnd::Failed {
+                        error: "no idle executor for a claimed run".into(),
+                    },
+                },
+                // A stopped run that was not claimed is still waiting: it is the actor's.
+                _ if cancelled => RunEnd::Gone,
+                Ok(Claim::NoCapacity) => RunEnd::NoCapacity,
+                Ok(Claim::Gone) => RunEnd::Gone,
+                Err(error) => RunEnd::Failed { error },
+            };
+            job.report_to.do_send(RunEnded {
+                run_id: job.run_id,
+                end,
+            });
+        }
+        self.hand_out(ctx);
     }
 }
 
@@ -120,7 +196,7 @@ impl Handler<GetPoolStats> for ExecutorPool {
 
 impl Handler<Execute> for ExecutorPool {
     type Result = ();
-    fn handle(&mut self, job: Execute, _: &mut Self::Context) {
+    fn handle(&mut self, job: Execute, ctx: &mut Self::Context) {
         if !self.accepting {
             job.report_to.do_send(RunEnded {
                 run_id: job.run_id,
@@ -129,7 +205,7 @@ impl Handler<Execute> for ExecutorPool {
             return;
         }
         self.queue.push_back(job);
-        self.hand_out();
+        self.hand_out(ctx);
     }
 }
 
@@ -146,6 +222,8 @@ impl Handler<CancelRun> for ExecutorPool {
             }
         } else if let Some(&index) = self.running.get(&msg.run_id) {
             self.executors[index].do_send(msg);
+        } else if self.claiming.contains(&msg.run_id) {
+            self.cancelled_while_claiming.insert(msg.run_id);
         }
     }
 }
@@ -160,16 +238,16 @@ struct ExecutorIdle {
 
 impl Handler<ExecutorIdle> for ExecutorPool {
     type Result = ();
-    fn handle(&mut self, msg: ExecutorIdle, _: &mut Self::Context) {
+    fn handle(&mut self, msg: ExecutorIdle, ctx: &mut Self::Context) {
         self.running.remove(&msg.run_id);
         self.idle.push(msg.index);
-        self.hand_out();
+        self.hand_out(ctx);
     }
 }
 
 impl Handler<Drain> for ExecutorPool {
     type Result = ResponseActFuture<Self, ()>;
-    fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) -> Self::Result {
         self.accepting = false;
         for job in self.queue.drain(..) {
             job.report_to.do_send(RunEnded {
@@ -179,12 +257,12 @@ impl Handler<Drain> for ExecutorPool {
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.drain_waiters.push(tx);
-        self.hand_out();
+        self.hand_out(ctx);
         let timeout = msg.timeout;
         Box::pin(
             async move { tokio::time::timeout(timeout, rx).await.is_ok() }
                 .into_actor(self)
-                .then(|drained, act, _| {
+                .then(|drained, act, ctx| {
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     if !drained {
                         tracing::warn!(
@@ -197,7 +275,7 @@ impl Handler<Drain> for ExecutorPool {
                             });
                         }
                         act.drain_waiters.push(tx);
-                        act.hand_out();
+                        act.hand_out(ctx);
                     } else {
                         let _ = tx.send(());
                     }
@@ -235,9 +313,17 @@ impl Handler<CancelRun> for RunExecutor {
     }
 }
 
-impl Handler<Execute> for RunExecutor {
+/// ExecutorPool → RunExecutor: execute this run, claimed and started for you.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RunClaimed {
+    job: Execute,
+    run: RunRow,
+}
+
+impl Handler<RunClaimed> for RunExecutor {
     type Result = ();
-    fn handle(&mut self, job: Execute, ctx: &mut Self::Context) {
+    fn handle(&mut self, RunClaimed { job, run }: RunClaimed, ctx: &mut Self::Context) {
         let token = CancellationToken::new();
         self.current = Some((job.run_id.clone(), token.clone()));
         let deps = self.deps.clone();
@@ -274,8 +360,12 @@ impl Handler<Execute> for RunExecutor {
             })
         };
         let report_to = job.report_to.clone();
+        // Instrumented, never entered across an await: every executor shares one thread.
+        let span = tracing::info_span!("run", run_id = %run.id, schedule_id = %run.schedule_id,
+            occurrence_key = %run.occurrence_key, attempt = run.attempt);
         ctx.spawn(
-            execute_run(deps, job, token)
+            execute_claimed(deps, job, run, token)
+                .instrument(span)
                 .into_actor(self)
                 .map(move |end, act, ctx| {
                     ctx.cancel_future(renewal);
@@ -293,50 +383,7 @@ impl Handler<Execute> for RunExecutor {
     }
 }
 
-/// The whole life of one run on this node.
-async fn execute_run(deps: ExecutorDeps, job: Execute, cancel: CancellationToken) -> RunEnd {
-    let ttl = chrono::Duration::from_std(deps.lease_ttl).unwrap_or_default();
-    let worker = deps.worker_id.clone();
-    let id = job.run_id.clone();
-    let schedule_id = job.schedule_id.clone();
-    // Claim, then start: two transactions (a crash between them leaves a `claimed` run,
-    // which recovery puts back to `pending`), on one connection in one blocking hop.
-    let begun = deps
-        .store
-        .run(move |c| {
-            let run = match leases::claim(c, &id, &schedule_id, &worker, ttl, store::now())? {
-                Claim::Won(run) => run,
-                Claim::NoCapacity => return Ok(Err(RunEnd::NoCapacity)),
-                Claim::Gone => return Ok(Err(RunEnd::Gone)),
-            };
-            Ok::<_, StoreError>(match leases::start(c, &id, &worker, store::now()) {
-                Ok(true) => Ok(run),
-                Ok(false) => Err(RunEnd::Gone),
-                // Not started: the lease expires and recovery puts the run back to pending.
-                Err(e) => Err(RunEnd::Failed {
-                    error: e.to_string(),
-                }),
-            })
-        })
-        .await;
-    let run = match begun {
-        Ok(Ok(run)) => run,
-        Ok(Err(end)) => return end,
-        Err(e) => {
-            return RunEnd::Failed {
-                error: e.to_string(),
-            }
-        }
-    };
-    // Instrumented, never entered across an await: every executor shares one thread.
-    let span = tracing::info_span!("run", run_id = %run.id, schedule_id = %run.schedule_id,
-        occurrence_key = %run.occurrence_key, attempt = run.attempt);
-    execute_claimed(deps, job, *run, cancel)
-        .instrument(span)
-        .await
-}
-
-/// Starts, executes and records a run this node has claimed.
+/// Executes and records a run this node has claimed and started.
 async fn execute_claimed(
     deps: ExecutorDeps,
     job: Execute,

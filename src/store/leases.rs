@@ -5,6 +5,8 @@
 //! Every update is guarded by the status it expects, so a run that recovery or another
 //! node already moved on is never overwritten.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
@@ -29,10 +31,10 @@ pub struct LeaseRow {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The result of trying to claim a run.
+/// The result of trying to claim one run.
 #[derive(Debug)]
 pub enum Claim {
-    /// Claimed, with a lease; the run row as it is now.
+    /// Claimed, with a lease, and started; the run row as it is now.
     Won(Box<RunRow>),
     /// The schedule's active runs already fill `max_concurrency` (possibly on other nodes).
     NoCapacity,
@@ -41,101 +43,195 @@ pub enum Claim {
     Gone,
 }
 
-/// Claims a waiting run: one transaction that locks the schedule row (serialising claims
-/// per schedule across nodes), checks capacity, moves the run to `claimed` and inserts its
-/// lease. Two claimants can never both win.
-pub fn claim(
-    conn: &mut PgConnection,
-    run_id: &str,
-    schedule_id: &str,
-    worker_id: &str,
-    ttl: Duration,
-    now: DateTime<Utc>,
-) -> Result<Claim, StoreError> {
-    conn.transaction(|conn| {
-        let Some(max_concurrency) = schedules::table
-            .find(schedule_id)
-            .select(schedules::max_concurrency)
-            // Serialises claimers of this schedule, yet lets run inserts (triggers, retry
-            // rows) take their foreign-key share lock meanwhile.
-            .for_no_key_update()
-            .first::<i32>(conn)
-            .optional()?
-        else {
-            return Ok(Claim::Gone);
-        };
-        // A literal predicate (not a bound array), so the plan can use the partial index
-        // `schedule_runs_active_idx`.
-        let active: i64 = schedule_runs::table
-            .filter(schedule_runs::schedule_id.eq(schedule_id))
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "status IN ('claimed', 'running')",
-            ))
-            .count()
-            .get_result(conn)?;
-        if active >= i64::from(max_concurrency) {
-            return Ok(Claim::NoCapacity);
-        }
-        let expires = now + ttl;
-        let claimed: Option<RunRow> = diesel::update(
-            schedule_runs::table
-                .find(run_id)
-                .filter(schedule_runs::schedule_id.eq(schedule_id))
-                .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled"]))
-                .filter(schedule_runs::due_time.le(now)),
-        )
-        .set((
-            schedule_runs::status.eq(RunStatus::Claimed.as_str()),
-            schedule_runs::claimed_by_worker_id.eq(worker_id),
-            schedule_runs::claim_expires_at.eq(expires),
-            schedule_runs::updated_at.eq(now),
-        ))
-        .returning(RunRow::as_returning())
-        .get_result(conn)
-        .optional()?;
-        let Some(run) = claimed else {
-            return Ok(Claim::Gone);
-        };
-        diesel::insert_into(worker_leases::table)
-            .values(LeaseRow {
-                run_id: run_id.to_string(),
-                worker_id: worker_id.to_string(),
-                acquired_at: now,
-                renewed_at: now,
-                expires_at: expires,
-            })
-            .on_conflict(worker_leases::run_id)
-            .do_update()
-            .set((
-                worker_leases::worker_id.eq(worker_id),
-                worker_leases::renewed_at.eq(now),
-                worker_leases::expires_at.eq(expires),
-            ))
-            .execute(conn)?;
-        Ok(Claim::Won(Box::new(run)))
-    })
+/// One run to claim: its id and its schedule's.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub run_id: String,
+    pub schedule_id: String,
 }
 
-/// Moves a claimed run to `running`; `false` if this worker no longer holds it.
-pub fn start(
+/// Claims a batch of waiting runs, then starts the ones won. Two transactions (a crash
+/// between them leaves `claimed` runs, which recovery returns to `pending`, never a run
+/// failed without having executed), whatever the batch size:
+///
+/// 1. claim: lock the batch's schedule rows in id order (serialising claimers of each
+///    schedule across nodes, deadlock-free), count each one's active runs, admit the runs
+///    still waiting and due in request order while `active < max_concurrency`, move the
+///    admitted ones to `claimed`, and insert their leases. Two claimants can
+///    never both win a run, nor together exceed a schedule's capacity.
+/// 2. start: move this worker's claimed runs to `running`.
+///
+/// Returns one [`Claim`] per request, in order; `Won` runs are `running` now.
+pub fn claim_and_start(
     conn: &mut PgConnection,
-    run_id: &str,
+    requests: &[ClaimRequest],
     worker_id: &str,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let n = diesel::update(
+    ttl: Duration,
+    now: impl Fn() -> DateTime<Utc>,
+) -> Result<Vec<Claim>, StoreError> {
+    let claimed_at = now();
+    let mut claims = claim_batch(conn, requests, worker_id, ttl, claimed_at)?;
+    let won: Vec<&str> = claims
+        .iter()
+        .filter_map(|c| match c {
+            Claim::Won(run) => Some(run.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    if won.is_empty() {
+        return Ok(claims);
+    }
+    let started_at = now();
+    let started: Vec<RunRow> = diesel::update(
         schedule_runs::table
-            .find(run_id)
+            .filter(schedule_runs::id.eq_any(&won))
             .filter(schedule_runs::status.eq(RunStatus::Claimed.as_str()))
             .filter(schedule_runs::claimed_by_worker_id.eq(worker_id)),
     )
     .set((
         schedule_runs::status.eq(RunStatus::Running.as_str()),
-        schedule_runs::started_at.eq(now),
-        schedule_runs::updated_at.eq(now),
+        schedule_runs::started_at.eq(started_at),
+        schedule_runs::updated_at.eq(started_at),
     ))
-    .execute(conn)?;
-    Ok(n == 1)
+    .returning(RunRow::as_returning())
+    .get_results(conn)?;
+    let mut by_id: HashMap<String, RunRow> =
+        started.into_iter().map(|r| (r.id.clone(), r)).collect();
+    for c in &mut claims {
+        if let Claim::Won(run) = c {
+            *c = match by_id.remove(&run.id) {
+                Some(started) => Claim::Won(Box::new(started)),
+                // Moved on between the two transactions (recovered, deleted).
+                None => Claim::Gone,
+            };
+        }
+    }
+    Ok(claims)
+}
+
+/// Step 1 of [`claim_and_start`]: one transaction.
+fn claim_batch(
+    conn: &mut PgConnection,
+    requests: &[ClaimRequest],
+    worker_id: &str,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<Claim>, StoreError> {
+    let mut schedule_ids: Vec<&str> = requests.iter().map(|r| r.schedule_id.as_str()).collect();
+    schedule_ids.sort_unstable();
+    schedule_ids.dedup();
+    conn.transaction(|conn| {
+        // FOR NO KEY UPDATE: claimers of a schedule serialise (and a DELETE waits), while
+        // inserts of its runs (triggers, retry rows) take their foreign-key share lock.
+        let capacity: HashMap<String, i32> = schedules::table
+            .filter(schedules::id.eq_any(&schedule_ids))
+            .select((schedules::id, schedules::max_concurrency))
+            .order(schedules::id.asc())
+            .for_no_key_update()
+            .load::<(String, i32)>(conn)?
+            .into_iter()
+            .collect();
+        // A literal predicate (not a bound array), so the plan can use the partial index
+        // `schedule_runs_active_idx`.
+        let mut active: HashMap<String, i64> = schedule_runs::table
+            .filter(schedule_runs::schedule_id.eq_any(&schedule_ids))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "status IN ('claimed', 'running')",
+            ))
+            .group_by(schedule_runs::schedule_id)
+            .select((schedule_runs::schedule_id, diesel::dsl::count_star()))
+            .load::<(String, i64)>(conn)?
+            .into_iter()
+            .collect();
+        // Only runs still waiting and due may take a capacity slot. (The schedule locks
+        // serialise claimers; the update below re-checks against anything else.)
+        let run_ids: Vec<&str> = requests.iter().map(|r| r.run_id.as_str()).collect();
+        let eligible: std::collections::HashSet<String> = schedule_runs::table
+            .filter(schedule_runs::id.eq_any(&run_ids))
+            .filter(schedule_runs::schedule_id.eq_any(&schedule_ids))
+            .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled"]))
+            .filter(schedule_runs::due_time.le(now))
+            .select(schedule_runs::id)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect();
+        let mut claims: Vec<Option<Claim>> = Vec::with_capacity(requests.len());
+        let mut admitted: Vec<&str> = Vec::new();
+        for r in requests {
+            let Some(&max) = capacity.get(&r.schedule_id) else {
+                claims.push(Some(Claim::Gone));
+                continue;
+            };
+            if !eligible.contains(&r.run_id) {
+                claims.push(Some(Claim::Gone));
+                continue;
+            }
+            let n = active.entry(r.schedule_id.clone()).or_insert(0);
+            if *n >= i64::from(max) {
+                claims.push(Some(Claim::NoCapacity));
+            } else {
+                *n += 1;
+                admitted.push(&r.run_id);
+                claims.push(None);
+            }
+        }
+        let expires = now + ttl;
+        let won: Vec<RunRow> = if admitted.is_empty() {
+            Vec::new()
+        } else {
+            diesel::update(
+                schedule_runs::table
+                    .filter(schedule_runs::id.eq_any(&admitted))
+                    .filter(schedule_runs::schedule_id.eq_any(&schedule_ids))
+                    .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled"]))
+                    .filter(schedule_runs::due_time.le(now)),
+            )
+            .set((
+                schedule_runs::status.eq(RunStatus::Claimed.as_str()),
+                schedule_runs::claimed_by_worker_id.eq(worker_id),
+                schedule_runs::claim_expires_at.eq(expires),
+                schedule_runs::updated_at.eq(now),
+            ))
+            .returning(RunRow::as_returning())
+            .get_results(conn)?
+        };
+        if !won.is_empty() {
+            let rows: Vec<LeaseRow> = won
+                .iter()
+                .map(|run| LeaseRow {
+                    run_id: run.id.clone(),
+                    worker_id: worker_id.to_string(),
+                    acquired_at: now,
+                    renewed_at: now,
+                    expires_at: expires,
+                })
+                .collect();
+            use diesel::upsert::excluded;
+            diesel::insert_into(worker_leases::table)
+                .values(&rows)
+                .on_conflict(worker_leases::run_id)
+                .do_update()
+                .set((
+                    worker_leases::worker_id.eq(excluded(worker_leases::worker_id)),
+                    worker_leases::renewed_at.eq(excluded(worker_leases::renewed_at)),
+                    worker_leases::expires_at.eq(excluded(worker_leases::expires_at)),
+                ))
+                .execute(conn)?;
+        }
+        let mut won: HashMap<String, RunRow> = won.into_iter().map(|r| (r.id.clone(), r)).collect();
+        Ok(requests
+            .iter()
+            .zip(claims)
+            .map(|(r, c)| {
+                c.unwrap_or_else(|| match won.remove(&r.run_id) {
+                    Some(run) => Claim::Won(Box::new(run)),
+                    // Admitted, but no longer waiting (another claimant won, skipped,
+                    // deleted) or not due yet.
+                    None => Claim::Gone,
+                })
+            })
+            .collect())
+    })
 }
 
 /// Extends this worker's lease; `false` when the lease is gone (recovered by someone else).
