@@ -5,9 +5,11 @@
 //! The pool claims in batches (one claim transaction and one start transaction for as many
 //! queued runs as it has idle executors; see `leases::claim_and_start`), so a burst of due
 //! runs costs a few transactions rather than two per run. An executor executes the target
-//! under timeout and cancellation while renewing the lease every TTL/2, then records the
-//! outcome, receipts and retry row or dead letter in one transaction, and reports to the
-//! schedule actor. Neither decides policy nor touches schedule definitions.
+//! under timeout and cancellation while renewing the lease every TTL/2 and hands the
+//! outcome back; the pool records outcomes in batches too (outcomes, receipts, retry rows
+//! or dead letters and lease releases of a batch in one transaction, falling back to one
+//! run per transaction if a batch fails), then reports each ending to its schedule actor.
+//! Neither decides policy nor touches schedule definitions.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -35,7 +37,7 @@ pub struct ExecutorDeps {
     pub board: Arc<HealthBoard>,
 }
 
-/// Most runs claimed in one batch.
+/// Most runs claimed, or recorded, in one batch.
 const MAX_CLAIM_BATCH: usize = 64;
 
 /// Queues runs, claims them in batches and hands each claimed run to an idle executor.
@@ -51,6 +53,10 @@ pub struct ExecutorPool {
     claiming: HashSet<String>,
     /// Runs asked to stop while their claim was in flight.
     cancelled_while_claiming: HashSet<String>,
+    /// Executed runs whose outcome is not recorded yet.
+    to_record: Vec<Executed>,
+    /// Record batches (or single-run fallbacks) in flight.
+    recording: usize,
     accepting: bool,
     drain_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
@@ -66,6 +72,8 @@ impl ExecutorPool {
             running: HashMap::new(),
             claiming: HashSet::new(),
             cancelled_while_claiming: HashSet::new(),
+            to_record: Vec::new(),
+            recording: 0,
             accepting: true,
             drain_waiters: Vec::new(),
         }
@@ -96,14 +104,98 @@ impl ExecutorPool {
                     .map(move |res, act, ctx| act.claimed(jobs, res, ctx)),
             );
         }
+        self.record_batch(ctx);
         self.deps
             .board
             .set_workers(self.running.len() + self.claiming.len(), self.size);
-        if self.running.is_empty() && self.queue.is_empty() && self.claiming.is_empty() {
+        if self.running.is_empty()
+            && self.queue.is_empty()
+            && self.claiming.is_empty()
+            && self.to_record.is_empty()
+            && self.recording == 0
+        {
             for w in self.drain_waiters.drain(..) {
                 let _ = w.send(());
             }
         }
+    }
+
+    /// Records the executed runs waiting for it in one transaction (one batch in flight);
+    /// if the batch fails, each run is recorded on its own, through outages, as long as its
+    /// lease would have lasted.
+    fn record_batch(&mut self, ctx: &mut Context<Self>) {
+        if self.recording > 0 || self.to_record.is_empty() {
+            return;
+        }
+        let n = self.to_record.len().min(MAX_CLAIM_BATCH);
+        let batch: Vec<Executed> = self.to_record.drain(..n).collect();
+        let items: Vec<(String, Completion)> = batch
+            .iter()
+            .map(|e| (e.run_id.clone(), e.completion.clone()))
+            .collect();
+        let worker = self.deps.worker_id.clone();
+        let fut = self
+            .deps
+            .store
+            .run(move |c| leases::finish(c, items, &worker, store::now()));
+        self.recording += 1;
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            act.recording -= 1;
+            match res {
+                Ok(done) => {
+                    for (executed, finished) in batch.into_iter().zip(done) {
+                        act.recorded(executed, Ok(finished));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, runs = batch.len(), "recording a batch failed; recording each run alone");
+                    for executed in batch {
+                        act.recording += 1;
+                        let deps = act.deps.clone();
+                        let (id, completion) = (executed.run_id.clone(), executed.completion.clone());
+                        ctx.spawn(record_alone(deps, id, completion).into_actor(act).map(
+                            move |res, act, ctx| {
+                                act.recording -= 1;
+                                act.recorded(executed, res);
+                                act.hand_out(ctx);
+                            },
+                        ));
+                    }
+                }
+            }
+            act.hand_out(ctx);
+        }));
+    }
+
+    /// Logs, counts and reports one recorded (or unrecordable) ending.
+    fn recorded(&mut self, e: Executed, res: Result<Finished, StoreError>) {
+        let _span = e.span.enter();
+        let end = match res {
+            Ok(Finished::Recorded { status, retry }) => {
+                tracing::info!(status = %status, retry_run_id = retry.as_ref().map(|r| r.0.as_str()), "run finished");
+                if status == RunStatus::DeadLettered {
+                    tracing::warn!("run dead-lettered");
+                }
+                self.deps
+                    .board
+                    .metrics()
+                    .executor_runs_total
+                    .with_label_values(&[e.kind, status.as_str()])
+                    .inc();
+                RunEnd::Finished { status, retry }
+            }
+            Ok(Finished::Lost) => {
+                tracing::warn!("run was recovered elsewhere before its outcome was recorded");
+                RunEnd::Gone
+            }
+            Err(err) => RunEnd::Failed {
+                error: err.to_string(),
+            },
+        };
+        e.report_to.do_send(RunEnded {
+            run_id: e.run_id,
+            end,
+        });
     }
 
     /// Hands each run won by a claim batch to an idle executor; tells the schedule actors
@@ -228,19 +320,27 @@ impl Handler<CancelRun> for ExecutorPool {
     }
 }
 
-/// RunExecutor → ExecutorPool: this executor is free again.
+/// RunExecutor → ExecutorPool: this run has executed (the executor is free again);
+/// record its outcome and report it.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct ExecutorIdle {
+struct Executed {
     index: usize,
     run_id: String,
+    /// The target kind, for metrics.
+    kind: &'static str,
+    /// The run's span, for the logs written when it is recorded.
+    span: tracing::Span,
+    completion: Completion,
+    report_to: Recipient<RunEnded>,
 }
 
-impl Handler<ExecutorIdle> for ExecutorPool {
+impl Handler<Executed> for ExecutorPool {
     type Result = ();
-    fn handle(&mut self, msg: ExecutorIdle, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Executed, ctx: &mut Self::Context) {
         self.running.remove(&msg.run_id);
         self.idle.push(msg.index);
+        self.to_record.push(msg);
         self.hand_out(ctx);
     }
 }
@@ -360,39 +460,41 @@ impl Handler<RunClaimed> for RunExecutor {
             })
         };
         let report_to = job.report_to.clone();
+        let kind = job.target.kind().as_str();
         // Instrumented, never entered across an await: every executor shares one thread.
         let span = tracing::info_span!("run", run_id = %run.id, schedule_id = %run.schedule_id,
             occurrence_key = %run.occurrence_key, attempt = run.attempt);
         ctx.spawn(
             execute_claimed(deps, job, run, token)
-                .instrument(span)
+                .instrument(span.clone())
                 .into_actor(self)
-                .map(move |end, act, ctx| {
+                .map(move |outcome, act, ctx| {
                     ctx.cancel_future(renewal);
                     act.current = None;
-                    report_to.do_send(RunEnded {
-                        run_id: run_id.clone(),
-                        end,
-                    });
-                    act.pool.do_send(ExecutorIdle {
+                    let completion = completion_of(&run_id, outcome, store::now());
+                    act.pool.do_send(Executed {
                         index: act.index,
                         run_id,
+                        kind,
+                        span,
+                        completion,
+                        report_to,
                     });
                 }),
         );
     }
 }
 
-/// Executes and records a run this node has claimed and started.
+/// Executes a run this node has claimed and started; the pool records the outcome.
 async fn execute_claimed(
     deps: ExecutorDeps,
     job: Execute,
     run: RunRow,
     cancel: CancellationToken,
-) -> RunEnd {
+) -> Outcome {
     tracing::info!("run claimed and started");
     if cancel.is_cancelled() {
-        return record(&deps, &job.run_id, Outcome::cancelled()).await;
+        return Outcome::cancelled();
     }
     let identity = RunIdentity {
         schedule_id: run.schedule_id.clone(),
@@ -406,59 +508,39 @@ async fn execute_claimed(
         .executors
         .execute(&job.target, &identity, job.timeout, cancel)
         .await;
-    let kind = job.target.kind().as_str();
-    let metrics = deps.board.metrics();
-    metrics
+    deps.board
+        .metrics()
         .executor_execution_duration_seconds
-        .with_label_values(&[kind])
+        .with_label_values(&[job.target.kind().as_str()])
         .observe(started.elapsed().as_secs_f64());
-    let end = record(&deps, &job.run_id, outcome).await;
-    if let RunEnd::Finished { status, .. } = &end {
-        metrics
-            .executor_runs_total
-            .with_label_values(&[kind, status.as_str()])
-            .inc();
-    }
-    end
+    outcome
 }
 
-/// Records an outcome, retrying through a database outage for as long as the lease would
-/// have lasted (after that, recovery owns the run and the write would be refused anyway).
-async fn record(deps: &ExecutorDeps, run_id: &str, outcome: Outcome) -> RunEnd {
-    let now = store::now();
-    let completion = completion_of(run_id, outcome, now);
+/// Records one run's outcome in its own transaction, retrying through a database outage
+/// for as long as the lease would have lasted (after that, recovery owns the run and the
+/// write would be refused anyway).
+async fn record_alone(
+    deps: ExecutorDeps,
+    run_id: String,
+    completion: Completion,
+) -> Result<Finished, StoreError> {
     let deadline = std::time::Instant::now() + deps.lease_ttl;
     let mut delay = Duration::from_millis(100);
     loop {
         let worker = deps.worker_id.clone();
-        let id = run_id.to_string();
-        let c = completion.clone();
-        match deps
+        let item = vec![(run_id.clone(), completion.clone())];
+        let res = deps
             .store
-            .run(move |conn| leases::finish(conn, &id, &worker, c, store::now()))
+            .run(move |conn| leases::finish(conn, item, &worker, store::now()))
             .await
-        {
-            Ok(Finished::Recorded { status, retry }) => {
-                tracing::info!(status = %status, retry = ?retry.as_ref().map(|r| &r.0), "run finished");
-                if status == RunStatus::DeadLettered {
-                    tracing::warn!("run dead-lettered");
-                }
-                return RunEnd::Finished { status, retry };
-            }
-            Ok(Finished::Lost) => {
-                tracing::warn!("run was recovered elsewhere before its outcome was recorded");
-                return RunEnd::Gone;
-            }
+            .and_then(|mut done| done.pop().ok_or(StoreError::NotFound));
+        match res {
             Err(StoreError::Unavailable(e)) if std::time::Instant::now() < deadline => {
-                tracing::warn!(error = %e, "database unavailable while recording a run; retrying");
+                tracing::warn!(run_id = %run_id, error = %e, "database unavailable while recording a run; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
-            Err(e) => {
-                return RunEnd::Failed {
-                    error: e.to_string(),
-                }
-            }
+            other => return other,
         }
     }
 }

@@ -325,50 +325,90 @@ pub enum Finished {
     Lost,
 }
 
-/// Records the end of a running run in ONE transaction: its outcome and receipts, then the
-/// retry row or the dead letter, and the release of its lease.
+/// Records how a batch of this worker's runs ended, in ONE transaction: each run's outcome
+/// and receipts, its retry row or dead letter, and the release of the leases. All or
+/// nothing: if any write fails, none is kept (the caller may then record them one by one).
+/// Returns one [`Finished`] per item, in order; `Lost` for a run already moved on
+/// (recovered, deleted), for which nothing is written.
 pub fn finish(
     conn: &mut PgConnection,
-    run_id: &str,
+    items: Vec<(String, Completion)>,
     worker_id: &str,
-    completion: Completion,
     now: DateTime<Utc>,
-) -> Result<Finished, StoreError> {
+) -> Result<Vec<Finished>, StoreError> {
     conn.transaction(|conn| {
-        let run: Option<RunRow> = schedule_runs::table
-            .find(run_id)
+        let ids: Vec<&str> = items.iter().map(|(id, _)| id.as_str()).collect();
+        let mut runs: HashMap<String, RunRow> = schedule_runs::table
+            .filter(schedule_runs::id.eq_any(&ids))
             .filter(schedule_runs::status.eq_any(["claimed", "running"]))
             .filter(schedule_runs::claimed_by_worker_id.eq(worker_id))
             .select(RunRow::as_select())
+            .order(schedule_runs::id.asc())
             .for_update()
-            .first(conn)
-            .optional()?;
-        let Some(run) = run else {
-            return Ok(Finished::Lost);
-        };
-        let retry_policy = retry_policy_of(conn, &run.schedule_id)?;
-        let outcome = end_run(conn, &run, completion, retry_policy, now)?;
-        diesel::delete(worker_leases::table.find(run_id)).execute(conn)?;
-        Ok(outcome)
+            .load(conn)?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let mut schedule_ids: Vec<&str> = runs.values().map(|r| r.schedule_id.as_str()).collect();
+        schedule_ids.sort_unstable();
+        schedule_ids.dedup();
+        let policies = retry_policies_of(conn, &schedule_ids)?;
+        let released: Vec<String> = runs.keys().cloned().collect();
+        let mut out = Vec::with_capacity(items.len());
+        for (id, completion) in items {
+            let Some(run) = runs.remove(&id) else {
+                out.push(Finished::Lost);
+                continue;
+            };
+            let policy = policies
+                .get(&run.schedule_id)
+                .cloned()
+                .ok_or(StoreError::NotFound)?;
+            out.push(end_run(conn, &run, completion, policy, now)?);
+        }
+        diesel::delete(worker_leases::table.filter(worker_leases::run_id.eq_any(&released)))
+            .execute(conn)?;
+        Ok(out)
     })
 }
 
-fn retry_policy_of(conn: &mut PgConnection, schedule_id: &str) -> Result<RetryPolicy, StoreError> {
-    let (max_attempts, strategy, initial, max): (i32, String, i32, i32) = schedules::table
-        .find(schedule_id)
+/// The retry policies of `schedule_ids`, in one query.
+fn retry_policies_of(
+    conn: &mut PgConnection,
+    schedule_ids: &[&str],
+) -> Result<HashMap<String, RetryPolicy>, StoreError> {
+    if schedule_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, i32, String, i32, i32)> = schedules::table
+        .filter(schedules::id.eq_any(schedule_ids))
         .select((
+            schedules::id,
             schedules::retry_max_attempts,
             schedules::retry_strategy,
             schedules::retry_initial_delay_seconds,
             schedules::retry_max_delay_seconds,
         ))
-        .first(conn)?;
-    Ok(RetryPolicy {
-        max_attempts,
-        strategy: strategy.parse().map_err(StoreError::Corrupt)?,
-        initial_delay_seconds: initial,
-        max_delay_seconds: max,
-    })
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(id, max_attempts, strategy, initial, max)| {
+            Ok((
+                id,
+                RetryPolicy {
+                    max_attempts,
+                    strategy: strategy.parse().map_err(StoreError::Corrupt)?,
+                    initial_delay_seconds: initial,
+                    max_delay_seconds: max,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn retry_policy_of(conn: &mut PgConnection, schedule_id: &str) -> Result<RetryPolicy, StoreError> {
+    retry_policies_of(conn, &[schedule_id])?
+        .remove(schedule_id)
+        .ok_or(StoreError::NotFound)
 }
 
 /// Writes the terminal state of `run` plus its retry row or dead letter. Part of a caller's

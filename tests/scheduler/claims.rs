@@ -1,6 +1,8 @@
-//! The batch claim (`leases::claim_and_start`) against a real database: one batch never
-//! exceeds a schedule's capacity, never claims what is not due or not waiting, and starts
-//! exactly what it won.
+//! The executor pool's batch transactions against a real database: a claim batch
+//! (`leases::claim_and_start`) never exceeds a schedule's capacity, never claims what is
+//! not due or not waiting, and starts exactly what it won; a finish batch
+//! (`leases::finish`) records each ending with its retry row or dead letter, releases
+//! every lease, and never touches a run that is not this worker's.
 
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
@@ -132,4 +134,141 @@ async fn a_batch_claims_within_capacity_and_only_due_waiting_runs() {
         "{same:?}"
     );
     app.delete(&format!("/v1/schedules/{schedule_id}")).await;
+}
+
+#[actix_web::test]
+async fn a_finish_batch_records_each_ending_with_its_retry_or_dead_letter() {
+    use wakeplane::store::leases::{Completion, Finished};
+    use wakeplane::store::schema::dead_letters;
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for (name, attempts) in [("ok", 0), ("retried", 3), ("dead", 0)] {
+        let s = app
+            .create_schedule(&json!({
+                "name": name, "timezone": "UTC",
+                "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+                "target": {"kind": "workflow", "workflow_id": "builtin.noop"},
+                "retry": {"max_attempts": attempts, "initial_delay_seconds": 60}
+            }))
+            .await;
+        ids.push(s["id"].as_str().unwrap().to_string());
+    }
+    let mut conn = db(&app);
+    let now = Utc::now() - Duration::seconds(1);
+    let rows: Vec<RunRow> = ids
+        .iter()
+        .map(|id| {
+            RunRow::new(
+                id,
+                format!("{id}:batch"),
+                now,
+                now,
+                RunStatus::Pending,
+                1,
+                now,
+            )
+        })
+        .collect();
+    runs::insert_many_if_absent(&mut conn, &rows).unwrap();
+    let requests: Vec<ClaimRequest> = rows
+        .iter()
+        .map(|r| ClaimRequest {
+            run_id: r.id.clone(),
+            schedule_id: r.schedule_id.clone(),
+        })
+        .collect();
+    let claims = leases::claim_and_start(
+        &mut conn,
+        &requests,
+        "wrk_fin",
+        Duration::seconds(30),
+        Utc::now,
+    )
+    .unwrap();
+    assert!(
+        claims.iter().all(|c| matches!(c, Claim::Won(_))),
+        "{claims:?}"
+    );
+    let ending = |status, error: Option<&str>| Completion {
+        status,
+        http_status_code: None,
+        exit_code: None,
+        result_json: None,
+        error_text: error.map(str::to_string),
+        receipts: Vec::new(),
+    };
+    let items = vec![
+        (rows[0].id.clone(), ending(RunStatus::Succeeded, None)),
+        (rows[1].id.clone(), ending(RunStatus::Failed, Some("boom"))),
+        (
+            rows[2].id.clone(),
+            ending(RunStatus::Failed, Some("gone for good")),
+        ),
+        (
+            "run_not_ours".to_string(),
+            ending(RunStatus::Succeeded, None),
+        ),
+    ];
+    let done = leases::finish(&mut conn, items, "wrk_fin", Utc::now()).unwrap();
+    assert!(
+        matches!(
+            done[0],
+            Finished::Recorded {
+                status: RunStatus::Succeeded,
+                retry: None
+            }
+        ),
+        "{done:?}"
+    );
+    assert!(
+        matches!(
+            &done[1],
+            Finished::Recorded {
+                status: RunStatus::Failed,
+                retry: Some(_)
+            }
+        ),
+        "{done:?}"
+    );
+    assert!(
+        matches!(
+            done[2],
+            Finished::Recorded {
+                status: RunStatus::DeadLettered,
+                retry: None
+            }
+        ),
+        "{done:?}"
+    );
+    assert_eq!(done[3], Finished::Lost);
+    let retries: Vec<(String, i32)> = schedule_runs::table
+        .filter(schedule_runs::occurrence_key.eq(&rows[1].occurrence_key))
+        .select((schedule_runs::status, schedule_runs::attempt))
+        .order(schedule_runs::attempt.asc())
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(
+        retries,
+        [
+            ("failed".to_string(), 1),
+            ("retry_scheduled".to_string(), 2)
+        ]
+    );
+    let dead: i64 = dead_letters::table
+        .filter(dead_letters::run_id.eq(&rows[2].id))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(dead, 1);
+    let leases_left: i64 = worker_leases::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(leases_left, 0, "the batch released every lease");
+    // A second recording of the same runs writes nothing.
+    let again = leases::finish(
+        &mut conn,
+        vec![(rows[0].id.clone(), ending(RunStatus::Failed, None))],
+        "wrk_fin",
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(again, [Finished::Lost]);
 }
