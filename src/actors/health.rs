@@ -41,9 +41,30 @@ struct Entry {
     restarts: u32,
 }
 
+impl Entry {
+    /// Why this schedule is unhealthy, apart from an overdue timer (which `armed` shows).
+    fn unhealthy_reason(&self) -> Option<String> {
+        if self.state == ActorState::Restarting || self.restarts >= RESTARTS_UNHEALTHY {
+            Some(format!("restarted {} times", self.restarts))
+        } else if self.dead_letters > 0 {
+            Some(format!(
+                "{} dead-lettered runs since the last success",
+                self.dead_letters
+            ))
+        } else if self.failures_in_a_row >= FAILURES_UNHEALTHY {
+            Some(format!("{} failed runs in a row", self.failures_in_a_row))
+        } else {
+            None
+        }
+    }
+}
+
 #[derive(Default)]
 struct Board {
     entries: HashMap<String, Entry>,
+    /// Ids whose entry has an `unhealthy_reason`, kept up to date on every change so that
+    /// a status read never walks every entry.
+    unhealthy: BTreeSet<String>,
     counts: [usize; 5],
     armed: BTreeSet<(DateTime<Utc>, String)>,
     restarts_total: u64,
@@ -52,6 +73,22 @@ struct Board {
     last_tick_at: Option<DateTime<Utc>>,
     workers_active: usize,
     workers_capacity: usize,
+}
+
+impl Board {
+    /// Re-files `id` in the unhealthy set after its entry changed.
+    fn track(&mut self, id: &str) {
+        match self.entries.get(id).and_then(Entry::unhealthy_reason) {
+            Some(_) => {
+                if !self.unhealthy.contains(id) {
+                    self.unhealthy.insert(id.to_string());
+                }
+            }
+            None => {
+                self.unhealthy.remove(id);
+            }
+        }
+    }
 }
 
 fn slot(state: ActorState) -> usize {
@@ -177,12 +214,14 @@ impl HealthBoard {
                 .schedule_actors
                 .with_label_values(&[state.as_str()])
                 .set(b.counts[slot(state)] as i64);
+            b.track(id);
         });
     }
 
     pub fn remove(&self, id: &str) {
         let metrics = &self.metrics;
         self.with(|b| {
+            b.unhealthy.remove(id);
             if let Some(e) = b.entries.remove(id) {
                 b.counts[slot(e.state)] = b.counts[slot(e.state)].saturating_sub(1);
                 if let Some(f) = e.next_fire {
@@ -224,6 +263,7 @@ impl HealthBoard {
                     _ => {}
                 }
             }
+            b.track(id);
         });
     }
 
@@ -268,27 +308,15 @@ impl HealthBoard {
                     reason: format!("timer overdue by {} ms", (now - *fire).num_milliseconds()),
                 });
             }
-            for (id, e) in &b.entries {
+            for id in &b.unhealthy {
                 if unhealthy.len() >= 100 {
                     break;
                 }
                 if unhealthy.iter().any(|u| u.schedule_id == *id) {
                     continue; // one line per schedule: its overdue timer is already listed
                 }
-                let reason =
-                    if e.state == ActorState::Restarting || e.restarts >= RESTARTS_UNHEALTHY {
-                        Some(format!("restarted {} times", e.restarts))
-                    } else if e.dead_letters > 0 {
-                        Some(format!(
-                            "{} dead-lettered runs since the last success",
-                            e.dead_letters
-                        ))
-                    } else if e.failures_in_a_row >= FAILURES_UNHEALTHY {
-                        Some(format!("{} failed runs in a row", e.failures_in_a_row))
-                    } else {
-                        None
-                    };
-                if let Some(reason) = reason {
+                let Some(e) = b.entries.get(id) else { continue };
+                if let Some(reason) = e.unhealthy_reason() {
                     unhealthy.push(Unhealthy {
                         schedule_id: id.clone(),
                         name: e.name.clone(),
@@ -329,5 +357,43 @@ impl HealthBoard {
                 workers_capacity: b.workers_capacity,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unhealthy_ids(board: &HealthBoard) -> Vec<String> {
+        board
+            .view(Utc::now())
+            .actors
+            .unhealthy
+            .into_iter()
+            .map(|u| u.schedule_id)
+            .collect()
+    }
+
+    #[test]
+    fn the_unhealthy_list_follows_each_change_without_a_scan() {
+        let board = HealthBoard::new(Metrics::new());
+        for id in ["sch_a", "sch_b", "sch_c"] {
+            board.set_state(id, id, ActorState::Armed, None, 0);
+        }
+        assert!(unhealthy_ids(&board).is_empty());
+        for _ in 0..FAILURES_UNHEALTHY {
+            board.record_run_end("sch_b", RunStatus::Failed);
+        }
+        board.record_run_end("sch_c", RunStatus::DeadLettered);
+        assert_eq!(unhealthy_ids(&board), ["sch_b", "sch_c"]);
+        let view = board.view(Utc::now());
+        assert_eq!(view.actors.unhealthy[0].reason, "3 failed runs in a row");
+        board.record_run_end("sch_b", RunStatus::Succeeded);
+        assert_eq!(unhealthy_ids(&board), ["sch_c"]);
+        board.set_state("sch_a", "sch_a", ActorState::Restarting, None, 1);
+        assert_eq!(unhealthy_ids(&board), ["sch_a", "sch_c"]);
+        board.remove("sch_c");
+        board.set_state("sch_a", "sch_a", ActorState::Armed, None, 1);
+        assert!(unhealthy_ids(&board).is_empty());
     }
 }

@@ -23,6 +23,10 @@ pub struct FireLagArgs {
     /// Cron cadence `* * * * *` instead of an interval.
     #[arg(long)]
     pub cron: bool,
+    /// Interval schedules only: stagger their anchors evenly over one period, the steady
+    /// load of many independent schedules, instead of all firing in the same instant.
+    #[arg(long, conflicts_with = "cron")]
+    pub spread: bool,
     /// Measurement window in seconds (default 70 for cron, 30 for intervals).
     #[arg(long)]
     pub duration: Option<u64>,
@@ -53,11 +57,7 @@ fn ms_between(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
 
 pub async fn run(args: &FireLagArgs, db: &Database, tuning: ServerTuning) -> Result<()> {
     let n = args.schedules;
-    let cadence = if args.cron {
-        json!({"kind": "cron", "expr": "* * * * *"})
-    } else {
-        json!({"kind": "interval", "every_seconds": args.every_seconds.unwrap_or(1)})
-    };
+    let every_seconds = args.every_seconds.unwrap_or(1);
     let window = Duration::from_secs(args.duration.unwrap_or(if args.cron { 70 } else { 30 }));
     let delay = Duration::from_secs(
         args.start_delay
@@ -77,6 +77,16 @@ pub async fn run(args: &FireLagArgs, db: &Database, tuning: ServerTuning) -> Res
     ));
     let (_, creation) = api
         .create_schedules(n, args.concurrency, |i| {
+            let cadence = if args.cron {
+                json!({"kind": "cron", "expr": "* * * * *"})
+            } else if args.spread {
+                // i-th of n evenly spaced offsets within one period, from start_at.
+                let offset_ms = (i as i64) * every_seconds * 1000 / (n.max(1) as i64);
+                json!({"kind": "interval", "every_seconds": every_seconds,
+                       "anchor_at": format_instant(start_at + TimeDelta::milliseconds(offset_ms))})
+            } else {
+                json!({"kind": "interval", "every_seconds": every_seconds})
+            };
             json!({
                 "name": format!("lag-{i}"),
                 "timezone": "UTC",
@@ -151,7 +161,15 @@ pub async fn run(args: &FireLagArgs, db: &Database, tuning: ServerTuning) -> Res
     let cadence_text = if args.cron {
         "cron `* * * * *`".to_string()
     } else {
-        format!("every {} s", args.every_seconds.unwrap_or(1))
+        format!(
+            "every {} s{}",
+            args.every_seconds.unwrap_or(1),
+            if args.spread {
+                ", anchors spread evenly over the period"
+            } else {
+                ", all in phase"
+            }
+        )
     };
     report::facts(
         "Set-up",
