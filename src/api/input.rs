@@ -14,13 +14,27 @@ use super::error::ApiError;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Reads and parses a JSON body: 415 for a non-JSON content type, 413 over 1 MiB,
-/// 400 for malformed JSON or wrong types. A missing content type is taken as JSON.
+/// 400 for malformed JSON or wrong types. A missing content type is taken as JSON. The
+/// body, and each of its top-level `objects` fields that is present, must be a JSON
+/// object (serde would fill a struct from an array by position).
 pub async fn json_body<T: DeserializeOwned>(
     req: &HttpRequest,
     mut payload: web::Payload,
+    objects: &[&str],
 ) -> Result<T, ApiError> {
     let bytes = read_body(req, &mut payload).await?;
     require_object(&bytes)?;
+    if bytes.contains(&b'[') {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(&bytes) {
+            for field in objects {
+                if map.get(*field).is_some_and(serde_json::Value::is_array) {
+                    return Err(ApiError::BadRequest(format!(
+                        "invalid JSON body: {field} must be a JSON object, not an array"
+                    )));
+                }
+            }
+        }
+    }
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }

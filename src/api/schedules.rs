@@ -18,6 +18,9 @@ use crate::domain::RunStatus;
 use crate::store::paging::{clamp_limit, Cursor};
 use crate::store::{runs, schedules};
 
+/// The fields of a schedule body that are objects.
+const BODY_OBJECTS: &[&str] = &["schedule", "target", "policy", "retry"];
+
 /// How long `GET /v1/schedules/{id}` waits for the actor's live view.
 const INSPECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -55,7 +58,7 @@ pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: ScheduleBody = json_body(&req, payload).await?;
+    let body: ScheduleBody = json_body(&req, payload, BODY_OBJECTS).await?;
     let record = state.commands.create(body).await?;
     tracing::info!(schedule_id = %record.id, name = %record.spec.name, "schedule created");
     Ok(HttpResponse::Created().json(ScheduleView::from(&record)))
@@ -131,7 +134,7 @@ pub async fn replace(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = schedule_id(path)?;
-    let body: ScheduleBody = json_body(&req, payload).await?;
+    let body: ScheduleBody = json_body(&req, payload, BODY_OBJECTS).await?;
     let record = state.commands.replace(id, body).await?;
     Ok(HttpResponse::Ok().json(ScheduleView::from(&record)))
 }
@@ -145,7 +148,7 @@ pub async fn patch(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = schedule_id(path)?;
-    let body: ScheduleBody = json_body(&req, payload).await?;
+    let body: ScheduleBody = json_body(&req, payload, BODY_OBJECTS).await?;
     let record = state.commands.patch(id, body).await?;
     Ok(HttpResponse::Ok().json(ScheduleView::from(&record)))
 }

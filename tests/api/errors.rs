@@ -218,6 +218,15 @@ async fn arrays_odd_instants_and_out_of_range_cursors_are_400() {
     )
     .await
     .assert_error(400, "bad_request");
+    let mut nested = schedule_body("nested-array");
+    nested["policy"] = json!(["allow", "skip", 30, 1]);
+    let r = app.post("/v1/schedules", &nested).await;
+    r.assert_error(400, "bad_request");
+    assert!(
+        r.body["error"].as_str().unwrap().contains("policy"),
+        "{}",
+        r.body
+    );
     let created = app.create_schedule(&schedule_body("instants")).await;
     let id = created["id"].as_str().unwrap();
     app.post(&format!("/v1/schedules/{id}/trigger"), &json!(["why"]))
