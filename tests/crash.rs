@@ -233,3 +233,49 @@ fn sigkill_mid_run_loses_nothing_and_executes_nothing_twice() {
         started.elapsed()
     );
 }
+
+/// A server killed outright must not leave a command running behind a run that recovery
+/// fails and retries: the kernel kills it with the server (parent-death signal).
+#[test]
+fn sigkill_takes_running_commands_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = fresh_database("wp_crash_orphan");
+    let spec = ServerSpec::new(
+        "orphan-node",
+        dir.path(),
+        &[
+            ("DATABASE_URL", &url),
+            ("WAKEPLANE_WORKER_ID", "wrk_orphan"),
+        ],
+    );
+    let mut server = spec.start_ready(Duration::from_secs(60));
+    // A unique argument to find the process by.
+    let marker = format!(
+        "{}.{}",
+        40 + std::process::id() % 50,
+        std::process::id() % 997
+    );
+    let schedule_id = server.create_schedule(&json!({
+        "name": "long-command", "timezone": "UTC",
+        "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+        "target": {"kind": "shell", "command": "/bin/sleep", "args": [marker]}
+    }));
+    let (status, body) = server.post(
+        &format!("/v1/schedules/{schedule_id}/trigger"),
+        &json!({"reason": "orphan test"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    poll("the command to run", Duration::from_secs(20), || {
+        (!process::processes_mentioning(&format!("sleep {marker}")).is_empty()).then_some(())
+    });
+    server.kill();
+    poll(
+        "the command to die with the server",
+        Duration::from_secs(10),
+        || {
+            process::processes_mentioning(&format!("sleep {marker}"))
+                .is_empty()
+                .then_some(())
+        },
+    );
+}

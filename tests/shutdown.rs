@@ -19,7 +19,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use process::{active_runs, fresh_database, lease_count, poll, runs_of, Server, ServerSpec};
+use process::{
+    active_runs, fresh_database, lease_count, poll, processes_mentioning, runs_of, Server,
+    ServerSpec,
+};
 use serde_json::{json, Value};
 
 fn sleep_schedule(name: &str) -> Value {
@@ -147,28 +150,6 @@ fn commands_during_the_drain_are_refused_with_503() {
         runs_of(&url, &schedule_id).len() == 1,
         "nothing was created while draining"
     );
-}
-
-/// Command lines of live processes that mention `needle`.
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmdline.contains(needle) {
-            found.push(format!("{}: {}", name.to_string_lossy(), cmdline.trim()));
-        }
-    }
-    found
 }
 
 /// Live `postgres` processes whose command line mentions `data_dir`.

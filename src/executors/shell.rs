@@ -47,6 +47,7 @@ pub(crate) async fn execute(
         .env("WAKEPLANE_OCCURRENCE_KEY", &identity.occurrence_key)
         .env("WAKEPLANE_ATTEMPT", identity.attempt.to_string())
         .env("WAKEPLANE_NOMINAL_TIME", identity.nominal_time_rfc3339());
+    die_with_the_server(&mut cmd);
 
     let mut child = match cmd.spawn() {
         Ok(child) => child,
@@ -122,6 +123,34 @@ pub(crate) async fn execute(
             }
         }
     }
+}
+
+/// Asks the kernel to SIGKILL the command when the thread that spawned it dies, so a
+/// server killed outright (SIGKILL, OOM) leaves no command running on behind the run that
+/// recovery is about to fail and retry. Commands are spawned from the executor pool's
+/// arbiter thread, which lives as long as the scheduler. Linux only; grandchildren that
+/// the command forked are not covered (the process-group kill on timeout and cancel is).
+fn die_with_the_server(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and only makes
+        // async-signal-safe calls (prctl, getppid, kill on itself).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The server died between fork and prctl: nobody will ever be told.
+                if libc::getppid() as u32 != parent {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
 }
 
 /// The server's own variables that a command must not inherit: its configuration
