@@ -7,6 +7,8 @@
 //!   timer; materialises occurrences, applies misfire and overlap rules, arms retries.
 //! - `ExecutorPool` + `RunExecutor` × `WAKEPLANE_WORKERS` (their own arbiter thread):
 //!   claim, execute under timeout/cancellation, renew leases, record outcomes.
+//! - `Materialiser` (one, system arbiter): writes the occurrences the timers found due,
+//!   many schedules per transaction.
 //! - `LeaseReaper` (one, system arbiter): recovers expired leases every second.
 //!
 //! No actor runs a blocking diesel call on its thread: every query goes through
@@ -15,6 +17,7 @@
 
 pub mod executor;
 pub mod health;
+pub mod materialiser;
 pub mod messages;
 pub mod reaper;
 pub mod schedule;
@@ -140,7 +143,9 @@ impl Scheduler {
         let pool = ExecutorPool::start_in_arbiter(&arbiter.handle(), move |_| {
             ExecutorPool::new(deps, workers)
         });
-        let supervisor = Supervisor::new(store.clone(), pool.clone(), board.clone()).start();
+        let materialiser = materialiser::Materialiser::new(store.clone()).start();
+        let supervisor =
+            Supervisor::new(store.clone(), pool.clone(), materialiser, board.clone()).start();
         let reaper = LeaseReaper {
             store,
             supervisor: supervisor.clone(),

@@ -15,6 +15,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use super::executor::ExecutorPool;
 use super::health::HealthBoard;
+use super::materialiser::{MaterialiseDue, Materialiser};
 use super::messages::{
     Apply, CancelRun, CommandReply, Execute, Reload, RunEnd, RunEnded, ScheduleCommand, StopFiring,
 };
@@ -63,6 +64,7 @@ impl ActorState {
 pub struct ScheduleDeps {
     pub store: Store,
     pub pool: Addr<ExecutorPool>,
+    pub materialiser: Addr<Materialiser>,
     pub supervisor: Addr<Supervisor>,
     pub board: Arc<HealthBoard>,
 }
@@ -287,10 +289,15 @@ impl ScheduleActor {
         let id = self.id.clone();
         let now = store::now();
         let grace = self.grace_for(Some(nominal));
-        let fut = self
+        let asked = self
             .deps
-            .store
-            .run(move |conn| schedules::materialise_due(conn, &id, now, grace));
+            .materialiser
+            .send(MaterialiseDue { id, now, grace });
+        let fut = async move {
+            asked
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
+        };
         ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok(m) => {
                 act.db_failures = 0;

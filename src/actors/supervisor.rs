@@ -15,6 +15,7 @@ use diesel::prelude::*;
 
 use super::executor::ExecutorPool;
 use super::health::HealthBoard;
+use super::materialiser::Materialiser;
 use super::messages::{Apply, CommandReply, Reload, StopFiring};
 use super::schedule::{ActorSnapshot, Inspect, ScheduleActor, ScheduleDeps};
 use crate::commands::CommandError;
@@ -32,6 +33,7 @@ const SYNC_SLACK: chrono::Duration = chrono::Duration::seconds(5);
 pub struct Supervisor {
     store: Store,
     pool: Addr<ExecutorPool>,
+    materialiser: Addr<Materialiser>,
     board: Arc<HealthBoard>,
     /// Commands forwarded to each actor and not yet answered (its mailbox depth as far as
     /// commands go).
@@ -47,10 +49,16 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(store: Store, pool: Addr<ExecutorPool>, board: Arc<HealthBoard>) -> Supervisor {
+    pub fn new(
+        store: Store,
+        pool: Addr<ExecutorPool>,
+        materialiser: Addr<Materialiser>,
+        board: Arc<HealthBoard>,
+    ) -> Supervisor {
         Supervisor {
             store,
             pool,
+            materialiser,
             board,
             inflight: HashMap::new(),
             registry: HashMap::new(),
@@ -66,6 +74,7 @@ impl Supervisor {
         let deps = ScheduleDeps {
             store: self.store.clone(),
             pool: self.pool.clone(),
+            materialiser: self.materialiser.clone(),
             supervisor: ctx.address(),
             board: self.board.clone(),
         };

@@ -389,7 +389,49 @@ pub fn materialise_due(
     now: DateTime<Utc>,
     grace: chrono::Duration,
 ) -> Result<Materialised, StoreError> {
+    conn.transaction(|conn| materialise_due_within(conn, id, now, grace))
+}
+
+/// One schedule's wake-up in a batch: `(schedule id, now, misfire grace)`.
+pub type DueRequest = (String, DateTime<Utc>, chrono::Duration);
+
+/// [`materialise_due`] for many schedules in ONE transaction, in schedule id order (so
+/// concurrent batches, and claims, which lock in the same order, never deadlock). A
+/// schedule deleted meanwhile is `Err(NotFound)` in its slot; any other failure rolls the
+/// whole batch back and is the outer error (the caller may then retry one by one).
+/// Results come back in request order.
+pub fn materialise_due_batch(
+    conn: &mut PgConnection,
+    requests: &[DueRequest],
+) -> Result<Vec<Result<Materialised, StoreError>>, StoreError> {
+    let mut order: Vec<usize> = (0..requests.len()).collect();
+    order.sort_by(|&a, &b| requests[a].0.cmp(&requests[b].0));
     conn.transaction(|conn| {
+        let mut out: Vec<Option<Result<Materialised, StoreError>>> =
+            (0..requests.len()).map(|_| None).collect();
+        for i in order {
+            let (id, now, grace) = &requests[i];
+            out[i] = Some(match materialise_due_within(conn, id, *now, *grace) {
+                Err(StoreError::NotFound) => Err(StoreError::NotFound),
+                Err(e) => return Err(e),
+                Ok(m) => Ok(m),
+            });
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(StoreError::NotFound)))
+            .collect())
+    })
+}
+
+/// The body of [`materialise_due`], inside the caller's transaction.
+fn materialise_due_within(
+    conn: &mut PgConnection,
+    id: &str,
+    now: DateTime<Utc>,
+    grace: chrono::Duration,
+) -> Result<Materialised, StoreError> {
+    {
         let mut record = find_for_update(conn, id)?;
         let due = match record.next_run_at {
             Some(next) if record.spec.enabled && record.paused_at.is_none() && next <= now => next,
@@ -466,7 +508,7 @@ pub fn materialise_due(
             runnable,
             skipped: plan.skip.len() + plan.unrecorded_skips,
         })
-    })
+    }
 }
 
 /// Locks the schedule, applies `f` to it and stores the result: one transaction. `f` may

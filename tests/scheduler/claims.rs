@@ -2,7 +2,8 @@
 //! (`leases::claim_and_start`) never exceeds a schedule's capacity, never claims what is
 //! not due or not waiting, and starts exactly what it won; a finish batch
 //! (`leases::finish`) records each ending with its retry row or dead letter, releases
-//! every lease, and never touches a run that is not this worker's.
+//! every lease, and never touches a run that is not this worker's; a materialise batch
+//! (`schedules::materialise_due_batch`) answers each schedule in request order.
 
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
@@ -271,4 +272,55 @@ async fn a_finish_batch_records_each_ending_with_its_retry_or_dead_letter() {
     )
     .unwrap();
     assert_eq!(again, [Finished::Lost]);
+}
+
+#[actix_web::test]
+async fn a_materialise_batch_answers_each_schedule_in_request_order() {
+    use chrono::TimeZone;
+    use wakeplane::store::schedules;
+    use wakeplane::store::schema::schedules as sch;
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for name in ["zz-late", "aa-late"] {
+        let s = app
+            .create_schedule(&json!({
+                "name": name, "timezone": "UTC",
+                "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+                "target": {"kind": "workflow", "workflow_id": "builtin.noop"}
+            }))
+            .await;
+        ids.push(s["id"].as_str().unwrap().to_string());
+    }
+    let mut conn = db(&app);
+    let missed = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    // Due since New Year, behind the actors' backs (updated_at untouched: no reload).
+    diesel::update(sch::table.filter(sch::id.eq_any(&ids)))
+        .set(sch::next_run_at.eq(Some(missed)))
+        .execute(&mut conn)
+        .unwrap();
+    let now = Utc::now();
+    let requests = vec![
+        (ids[0].clone(), now, Duration::zero()),
+        ("sch_missing".to_string(), now, Duration::zero()),
+        (ids[1].clone(), now, Duration::zero()),
+    ];
+    let results = schedules::materialise_due_batch(&mut conn, &requests).unwrap();
+    assert_eq!(results.len(), 3);
+    for (i, r) in [(0, &results[0]), (2, &results[2])] {
+        let m = r.as_ref().unwrap_or_else(|e| panic!("{i}: {e}"));
+        assert_eq!(
+            m.record.id, requests[i].0,
+            "answers follow the request order"
+        );
+        assert_eq!(m.runnable.len(), 1, "the newest missed occurrence runs");
+        assert_eq!(m.runnable[0].nominal_time, missed);
+        assert!(m.record.next_run_at.unwrap() > now);
+    }
+    assert!(matches!(
+        results[1],
+        Err(wakeplane::store::StoreError::NotFound)
+    ));
+    // Idempotent: a second wake-up finds nothing due.
+    let again = schedules::materialise_due_batch(&mut conn, &requests[..1]).unwrap();
+    assert!(again[0].as_ref().unwrap().runnable.is_empty());
 }
