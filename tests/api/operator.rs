@@ -79,6 +79,32 @@ async fn status_shows_actors_workers_and_run_counts_after_real_runs() {
 }
 
 #[actix_web::test]
+async fn status_counts_busy_workers_and_the_configured_pool() {
+    let app = spawn_app().await;
+    let s = app.get("/v1/status").await.body;
+    assert_eq!(s["workers"]["active"], 0, "{s}");
+    // spawn_app configures a pool of 5 connections; few are open on an idle server.
+    assert_eq!(s["database"]["pool"]["size"], 5, "the configured size: {s}");
+    let mut sleeper = schedule_body("sleeper");
+    sleeper["target"] =
+        json!({"kind": "workflow", "workflow_id": "builtin.sleep", "input": {"seconds": 3}});
+    let id = app.create_schedule(&sleeper).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.trigger(&id, "keep a worker busy").await;
+    // The poll fails on its deadline if workers.active never moves.
+    app.poll("/v1/status", Duration::from_secs(10), |s| {
+        s["workers"]["active"] == 1 && s["runs"]["running"] == 1
+    })
+    .await;
+    app.poll("/v1/status", Duration::from_secs(15), |s| {
+        s["workers"]["active"] == 0 && s["runs"]["running"] == 0
+    })
+    .await;
+}
+
+#[actix_web::test]
 async fn a_fresh_server_exports_every_metric_family() {
     let app = spawn_app().await;
     let text = app
