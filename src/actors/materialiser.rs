@@ -19,14 +19,14 @@ const MAX_BATCH: usize = 64;
 /// Most batches written at once.
 const MAX_IN_FLIGHT: usize = 4;
 
-/// ScheduleActor → Materialiser: materialise what is due for schedule `id` at `now`
-/// (misfire rule with `grace`), as `schedules::materialise_due` would.
+/// ScheduleActor → Materialiser: materialise what is due for schedule `id` at `now`, the
+/// actor having been armed for `armed_for`, as `schedules::materialise_due` would.
 #[derive(Message)]
 #[rtype(result = "Result<Materialised, StoreError>")]
 pub struct MaterialiseDue {
     pub id: String,
     pub now: chrono::DateTime<chrono::Utc>,
-    pub grace: chrono::Duration,
+    pub armed_for: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 type Reply = oneshot::Sender<Result<Materialised, StoreError>>;
@@ -68,10 +68,10 @@ impl Materialiser {
                 Err(e) => {
                     tracing::warn!(error = %e, schedules = requests.len(), "materialising a batch failed; one by one");
                     let mut results = Vec::with_capacity(requests.len());
-                    for (id, now, grace) in requests {
+                    for (id, now, armed_for) in requests {
                         results.push(
                             store
-                                .run(move |c| schedules::materialise_due(c, &id, now, grace))
+                                .run(move |c| schedules::materialise_due(c, &id, now, armed_for))
                                 .await,
                         );
                     }
@@ -97,7 +97,7 @@ impl Handler<MaterialiseDue> for Materialiser {
     type Result = ResponseFuture<Result<Materialised, StoreError>>;
     fn handle(&mut self, msg: MaterialiseDue, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.waiting.push(((msg.id, msg.now, msg.grace), tx));
+        self.waiting.push(((msg.id, msg.now, msg.armed_for), tx));
         self.flush(ctx);
         Box::pin(async move {
             rx.await

@@ -23,7 +23,6 @@ use super::supervisor::{ActorStopped, Supervisor};
 use crate::commands::CommandError;
 use crate::domain::dispatch;
 use crate::domain::ids;
-use crate::domain::misfire;
 use crate::domain::validation::{
     body_of, merge_patch, parse_schedule, ScheduleBody, ValidationContext,
 };
@@ -100,7 +99,8 @@ pub struct ScheduleActor {
     record: Option<Cached>,
     timer: Option<SpawnHandle>,
     /// The occurrence this actor has been awaiting, live, since it computed it: only a
-    /// late wake-up for it gets the misfire grace (start-up and resume get none).
+    /// late wake-up for it gets the misfire grace (`misfire::grace`; start-up and resume
+    /// get none).
     armed_for: Option<DateTime<Utc>>,
     /// Due runs not yet handed to the pool: (due time, run id), oldest first.
     waiting: Vec<(DateTime<Utc>, String)>,
@@ -288,11 +288,11 @@ impl ScheduleActor {
         self.set_state(ActorState::Firing);
         let id = self.id.clone();
         let now = store::now();
-        let grace = self.grace_for(Some(nominal));
-        let asked = self
-            .deps
-            .materialiser
-            .send(MaterialiseDue { id, now, grace });
+        let asked = self.deps.materialiser.send(MaterialiseDue {
+            id,
+            now,
+            armed_for: self.armed_for,
+        });
         let fut = async move {
             asked
                 .await
@@ -309,16 +309,6 @@ impl ScheduleActor {
             }
             Err(e) => act.store_failed(e, ctx, |act, ctx| act.fire(ctx)),
         }));
-    }
-
-    /// The misfire grace for a wake-up at `nominal`: the on-time grace only if this actor
-    /// was awaiting exactly that occurrence.
-    fn grace_for(&self, nominal: Option<DateTime<Utc>>) -> chrono::Duration {
-        if nominal.is_some() && self.armed_for == nominal {
-            misfire::ON_TIME_GRACE
-        } else {
-            chrono::Duration::zero()
-        }
     }
 
     /// Queues freshly materialised runs (oldest first) for dispatch.
@@ -525,12 +515,7 @@ impl ScheduleActor {
         let armed_for = self.armed_for;
         let fut = self.deps.store.run(move |conn| {
             let now = store::now();
-            let current = schedules::find(conn, &id)?;
-            let grace = match current.next_run_at {
-                Some(next) if armed_for == Some(next) => misfire::ON_TIME_GRACE,
-                _ => chrono::Duration::zero(),
-            };
-            let before = schedules::materialise_due(conn, &id, now, grace)?;
+            let before = schedules::materialise_due(conn, &id, now, armed_for)?;
             let mut attempted_name = String::new();
             let record = schedules::update_with(conn, &id, |current| {
                 let next = f(current, now)?;
@@ -547,10 +532,8 @@ impl ScheduleActor {
                 && record.paused_at.is_none()
                 && record.next_run_at.is_some_and(|n| n <= now);
             let materialised = if due {
-                Some(
-                    schedules::materialise_due(conn, &id, now, chrono::Duration::zero())
-                        .map_err(CommandError::from)?,
-                )
+                // The new definition's occurrences: no actor was armed for them.
+                Some(schedules::materialise_due(conn, &id, now, None).map_err(CommandError::from)?)
             } else {
                 None
             };

@@ -13,6 +13,17 @@ use super::schedule::MisfirePolicy;
 /// count as on time, whatever the misfire policy: a busy node is late, not down. It never
 /// applies on start-up or resume: what was missed while down or paused follows the rule.
 pub const ON_TIME_GRACE: Duration = Duration::seconds(5);
+/// The grace for a wake-up at `due` by an actor that was awaiting `armed_for`:
+/// [`ON_TIME_GRACE`] only if it was armed for exactly that occurrence, zero otherwise
+/// (start-up, restart, resume, or a definition changed elsewhere).
+pub fn grace(armed_for: Option<DateTime<Utc>>, due: DateTime<Utc>) -> Duration {
+    if armed_for == Some(due) {
+        ON_TIME_GRACE
+    } else {
+        Duration::zero()
+    }
+}
+
 /// `catch_up` runs at most this many overdue occurrences per wake-up.
 pub const CATCH_UP_CAP: usize = 100;
 /// At most this many skipped occurrences are recorded as rows per wake-up; older ones are
@@ -225,6 +236,13 @@ mod tests {
             ON_TIME_GRACE,
         );
         assert_eq!((graced.run.len(), graced.skip.len()), (5, 5));
+    }
+
+    #[test]
+    fn grace_only_for_the_occurrence_the_actor_was_armed_for() {
+        assert_eq!(grace(Some(t(5)), t(5)), ON_TIME_GRACE);
+        assert_eq!(grace(Some(t(4)), t(5)), Duration::zero());
+        assert_eq!(grace(None, t(5)), Duration::zero());
     }
 
     #[test]

@@ -387,13 +387,14 @@ pub fn materialise_due(
     conn: &mut PgConnection,
     id: &str,
     now: DateTime<Utc>,
-    grace: chrono::Duration,
+    armed_for: Option<DateTime<Utc>>,
 ) -> Result<Materialised, StoreError> {
-    conn.transaction(|conn| materialise_due_within(conn, id, now, grace))
+    conn.transaction(|conn| materialise_due_within(conn, id, now, armed_for))
 }
 
-/// One schedule's wake-up in a batch: `(schedule id, now, misfire grace)`.
-pub type DueRequest = (String, DateTime<Utc>, chrono::Duration);
+/// One schedule's wake-up in a batch: `(schedule id, now, the occurrence its actor was
+/// armed for)`.
+pub type DueRequest = (String, DateTime<Utc>, Option<DateTime<Utc>>);
 
 /// [`materialise_due`] for many schedules in ONE transaction, in schedule id order (so
 /// concurrent batches, and claims, which lock in the same order, never deadlock). A
@@ -410,8 +411,8 @@ pub fn materialise_due_batch(
         let mut out: Vec<Option<Result<Materialised, StoreError>>> =
             (0..requests.len()).map(|_| None).collect();
         for i in order {
-            let (id, now, grace) = &requests[i];
-            out[i] = Some(match materialise_due_within(conn, id, *now, *grace) {
+            let (id, now, armed_for) = &requests[i];
+            out[i] = Some(match materialise_due_within(conn, id, *now, *armed_for) {
                 Err(StoreError::NotFound) => Err(StoreError::NotFound),
                 Err(e) => return Err(e),
                 Ok(m) => Ok(m),
@@ -429,86 +430,84 @@ fn materialise_due_within(
     conn: &mut PgConnection,
     id: &str,
     now: DateTime<Utc>,
-    grace: chrono::Duration,
+    armed_for: Option<DateTime<Utc>>,
 ) -> Result<Materialised, StoreError> {
-    {
-        let mut record = find_for_update(conn, id)?;
-        let due = match record.next_run_at {
-            Some(next) if record.spec.enabled && record.paused_at.is_none() && next <= now => next,
-            _ => {
-                return Ok(Materialised {
-                    record,
-                    runnable: Vec::new(),
-                    skipped: 0,
-                })
-            }
-        };
-        let spec = &record.spec;
-        let plan = misfire::plan(
-            spec.policy.misfire,
-            &spec.cadence,
-            spec.timezone,
-            &spec.bounds(),
-            due - chrono::Duration::microseconds(1),
+    let mut record = find_for_update(conn, id)?;
+    let due = match record.next_run_at {
+        Some(next) if record.spec.enabled && record.paused_at.is_none() && next <= now => next,
+        _ => {
+            return Ok(Materialised {
+                record,
+                runnable: Vec::new(),
+                skipped: 0,
+            })
+        }
+    };
+    let spec = &record.spec;
+    let plan = misfire::plan(
+        spec.policy.misfire,
+        &spec.cadence,
+        spec.timezone,
+        &spec.bounds(),
+        due - chrono::Duration::microseconds(1),
+        now,
+        misfire::grace(armed_for, due),
+    );
+    let mut rows = Vec::with_capacity(plan.run.len() + plan.skip.len());
+    for (i, nominal) in plan.skip.iter().enumerate() {
+        let mut r = RunRow::new(
+            id,
+            ids::occurrence_key(id, *nominal),
+            *nominal,
+            *nominal,
+            RunStatus::Skipped,
+            1,
             now,
-            grace,
         );
-        let mut rows = Vec::with_capacity(plan.run.len() + plan.skip.len());
-        for (i, nominal) in plan.skip.iter().enumerate() {
-            let mut r = RunRow::new(
+        r.finished_at = Some(now);
+        let mut reason = format!(
+            "missed: overdue when the schedule woke up (misfire policy {})",
+            spec.policy.misfire
+        );
+        if i == 0 && plan.unrecorded_skips > 0 {
+            reason.push_str(&format!(
+                "; {} older missed occurrences were not recorded",
+                plan.unrecorded_skips
+            ));
+        }
+        r.error_text = Some(reason);
+        rows.push(r);
+    }
+    let runnable_rows: Vec<RunRow> = plan
+        .run
+        .iter()
+        .map(|nominal| {
+            RunRow::new(
                 id,
                 ids::occurrence_key(id, *nominal),
                 *nominal,
                 *nominal,
-                RunStatus::Skipped,
+                RunStatus::Pending,
                 1,
                 now,
-            );
-            r.finished_at = Some(now);
-            let mut reason = format!(
-                "missed: overdue when the schedule woke up (misfire policy {})",
-                spec.policy.misfire
-            );
-            if i == 0 && plan.unrecorded_skips > 0 {
-                reason.push_str(&format!(
-                    "; {} older missed occurrences were not recorded",
-                    plan.unrecorded_skips
-                ));
-            }
-            r.error_text = Some(reason);
-            rows.push(r);
-        }
-        let runnable_rows: Vec<RunRow> = plan
-            .run
-            .iter()
-            .map(|nominal| {
-                RunRow::new(
-                    id,
-                    ids::occurrence_key(id, *nominal),
-                    *nominal,
-                    *nominal,
-                    RunStatus::Pending,
-                    1,
-                    now,
-                )
-            })
-            .collect();
-        rows.extend(runnable_rows.iter().cloned());
-        let inserted = runs::insert_many_if_absent(conn, &rows)?;
-        let runnable: Vec<RunRow> = runnable_rows
-            .into_iter()
-            .filter(|r| inserted.contains(&r.id))
-            .collect();
-        let newest = plan.newest().unwrap_or(due);
-        record.last_run_at = Some(record.last_run_at.map_or(newest, |l| l.max(newest)));
-        record.next_run_at = record.spec.next_after(now.max(newest));
-        set_progress(conn, id, record.next_run_at, record.last_run_at)?;
-        Ok(Materialised {
-            record,
-            runnable,
-            skipped: plan.skip.len() + plan.unrecorded_skips,
+            )
         })
-    }
+        .collect();
+    rows.extend(runnable_rows.iter().cloned());
+    let inserted = runs::insert_many_if_absent(conn, &rows)?;
+    let runnable: Vec<RunRow> = runnable_rows
+        .into_iter()
+        .filter(|r| inserted.contains(&r.id))
+        .collect();
+    let newest = plan.newest().unwrap_or(due);
+    record.last_run_at = Some(record.last_run_at.map_or(newest, |l| l.max(newest)));
+    record.next_run_at = record.spec.next_after(now.max(newest));
+    set_progress(conn, id, record.next_run_at, record.last_run_at)?;
+    Ok(Materialised {
+        record,
+        runnable,
+        skipped: plan.skip.len() + plan.unrecorded_skips,
+    })
 }
 
 /// Locks the schedule, applies `f` to it and stores the result: one transaction. `f` may

@@ -300,9 +300,9 @@ async fn a_materialise_batch_answers_each_schedule_in_request_order() {
         .unwrap();
     let now = Utc::now();
     let requests = vec![
-        (ids[0].clone(), now, Duration::zero()),
-        ("sch_missing".to_string(), now, Duration::zero()),
-        (ids[1].clone(), now, Duration::zero()),
+        (ids[0].clone(), now, None),
+        ("sch_missing".to_string(), now, None),
+        (ids[1].clone(), now, None),
     ];
     let results = schedules::materialise_due_batch(&mut conn, &requests).unwrap();
     assert_eq!(results.len(), 3);
