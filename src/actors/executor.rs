@@ -263,29 +263,6 @@ impl Actor for ExecutorPool {
     }
 }
 
-/// Busy/idle and queue figures for status.
-#[derive(Message)]
-#[rtype(result = "PoolStats")]
-pub struct GetPoolStats;
-
-#[derive(Debug, Clone, Copy, MessageResponse)]
-pub struct PoolStats {
-    pub active: usize,
-    pub capacity: usize,
-    pub queued: usize,
-}
-
-impl Handler<GetPoolStats> for ExecutorPool {
-    type Result = PoolStats;
-    fn handle(&mut self, _: GetPoolStats, _: &mut Self::Context) -> PoolStats {
-        PoolStats {
-            active: self.running.len(),
-            capacity: self.size,
-            queued: self.queue.len(),
-        }
-    }
-}
-
 impl Handler<Execute> for ExecutorPool {
     type Result = ();
     fn handle(&mut self, job: Execute, ctx: &mut Self::Context) {
