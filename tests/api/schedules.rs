@@ -5,6 +5,25 @@ use serde_json::{json, Value};
 
 use crate::helpers::{schedule_body, spawn_app};
 
+/// The first Monday–Friday 06:30 Europe/Berlin strictly after `after`, computed from the
+/// zone's own rules (05:30Z in winter, 04:30Z in summer).
+fn next_berlin_weekday_0630(after: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{Datelike, Weekday};
+    let berlin = chrono_tz::Europe::Berlin;
+    let mut day = after.with_timezone(&berlin).date_naive();
+    loop {
+        if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
+            let local = day.and_hms_opt(6, 30, 0).unwrap();
+            // 06:30 is never inside a Berlin DST gap or fold (those are at 02:00–03:00).
+            let at = local.and_local_timezone(berlin).unwrap().with_timezone(&Utc);
+            if at > after {
+                return at;
+            }
+        }
+        day = day.succ_opt().unwrap();
+    }
+}
+
 fn ts(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}")))
         .unwrap()
@@ -370,12 +389,10 @@ async fn put_replaces_the_whole_definition() {
     );
     assert_eq!(r.body["created_at"], s["created_at"]);
     assert!(ts(&r.body["updated_at"]) > ts(&s["updated_at"]));
-    // 06:30 Berlin on a weekday: 05:30 UTC in winter.
-    assert!(
-        r.body["next_run_at"]
-            .as_str()
-            .unwrap()
-            .ends_with("T05:30:00Z"),
+    // The next weekday 06:30 in Berlin after the change, whatever the season.
+    assert_eq!(
+        ts(&r.body["next_run_at"]),
+        next_berlin_weekday_0630(ts(&r.body["updated_at"])),
         "{}",
         r.body
     );

@@ -276,7 +276,7 @@ async fn a_finish_batch_records_each_ending_with_its_retry_or_dead_letter() {
 
 #[actix_web::test]
 async fn a_materialise_batch_answers_each_schedule_in_request_order() {
-    use chrono::TimeZone;
+    use chrono::{Datelike, TimeZone};
     use wakeplane::store::schedules;
     use wakeplane::store::schema::schedules as sch;
     let app = spawn_app().await;
@@ -292,7 +292,10 @@ async fn a_materialise_batch_answers_each_schedule_in_request_order() {
         ids.push(s["id"].as_str().unwrap().to_string());
     }
     let mut conn = db(&app);
-    let missed = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    // The newest New Year at or before now: what `0 0 1 1 *` last fired for.
+    let missed = Utc
+        .with_ymd_and_hms(Utc::now().year(), 1, 1, 0, 0, 0)
+        .unwrap();
     // Due since New Year, behind the actors' backs (updated_at untouched: no reload).
     diesel::update(sch::table.filter(sch::id.eq_any(&ids)))
         .set(sch::next_run_at.eq(Some(missed)))
