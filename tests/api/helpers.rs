@@ -67,7 +67,12 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let database_url = fresh_database();
+    spawn_app_on(fresh_database(), tweak).await
+}
+
+/// Like [`spawn_app_with`], on `database_url` (e.g. [`fresh_database`]'s URL with a
+/// password added: the test cluster trusts its socket, so libpq never sends it).
+pub async fn spawn_app_on(database_url: String, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config(&database_url);
     tweak(&mut config);
     let store = Store::new(&database_url, config.db_pool_size);

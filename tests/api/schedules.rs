@@ -15,7 +15,10 @@ fn next_berlin_weekday_0630(after: DateTime<Utc>) -> DateTime<Utc> {
         if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
             let local = day.and_hms_opt(6, 30, 0).unwrap();
             // 06:30 is never inside a Berlin DST gap or fold (those are at 02:00–03:00).
-            let at = local.and_local_timezone(berlin).unwrap().with_timezone(&Utc);
+            let at = local
+                .and_local_timezone(berlin)
+                .unwrap()
+                .with_timezone(&Utc);
             if at > after {
                 return at;
             }

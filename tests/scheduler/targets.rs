@@ -223,12 +223,13 @@ async fn workflows_return_results_and_unknown_ids_fail_clearly() {
 #[actix_web::test]
 async fn a_once_schedule_fires_once_then_finishes() {
     let app = spawn_app().await;
+    let target = Target::start(200, "ok");
     let at = chrono::Utc::now() + chrono::Duration::seconds(2);
     let s = app
         .create_schedule(&json!({
             "name": "once", "timezone": "UTC",
             "schedule": {"kind": "once", "at": at.to_rfc3339()},
-            "target": {"kind": "workflow", "workflow_id": "builtin.noop"}
+            "target": {"kind": "http", "method": "POST", "url": format!("{}/once", target.url)}
         }))
         .await;
     let id = s["id"].as_str().unwrap();
@@ -241,7 +242,23 @@ async fn a_once_schedule_fires_once_then_finishes() {
         app.get(&format!("/v1/schedules/{id}/upcoming")).await.body["items"],
         json!([])
     );
-    assert_eq!(runs_of(&app, id).await.len(), 1);
+    // "Once" is only proven after the moments a second fire would come: a re-armed timer
+    // (at once, or a second later), the supervisor's 1 s sync reloading the actor, and the
+    // 5 s lateness grace. Watch until 8 s past `at`; the target is the witness.
+    let watch_until = at + chrono::Duration::seconds(8);
+    while chrono::Utc::now() < watch_until {
+        assert_eq!(target.requests().len(), 1, "the target was called again");
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(target.requests().len(), 1, "the target was called again");
+    let runs = runs_of(&app, id).await;
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    let request = &target.requests()[0];
+    assert_eq!(request.headers["wakeplane-run-id"], runs[0]["id"]);
+    assert_eq!(
+        request.headers["wakeplane-occurrence-key"],
+        runs[0]["occurrence_key"]
+    );
 }
 
 #[actix_web::test]
