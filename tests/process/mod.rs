@@ -8,7 +8,7 @@
 //!   a log file; the guard kills the child on drop and prints the log's tail when the test
 //!   is failing, so a failing test never leaks a process and always shows why.
 //! - [`poll`]: wait for a condition with a deadline (never a fixed sleep as synchronisation).
-//! - [`runs_of`], [`lease_count`]: read the database directly for assertions.
+//! - [`runs_of`], [`lease_count`], [`status_of`]: read the database directly for assertions.
 
 #![allow(dead_code)]
 
@@ -324,11 +324,16 @@ pub fn lease_count(database_url: &str) -> i64 {
         .expect("count leases")
 }
 
+/// A run row's status as the API spells it (`"succeeded"`, …).
+pub fn status_of(run: &RunRow) -> String {
+    run.status.to_string()
+}
+
 /// Runs of `schedule_id` still `claimed` or `running`.
 pub fn active_runs(database_url: &str, schedule_id: &str) -> Vec<RunRow> {
     runs_of(database_url, schedule_id)
         .into_iter()
-        .filter(|r| r.status == "claimed" || r.status == "running")
+        .filter(|r| matches!(status_of(r).as_str(), "claimed" | "running"))
         .collect()
 }
 
