@@ -4,7 +4,9 @@
 //! Proves (SEMANTICS.md "Occurrences and runs", "Misfire", "Retry", "Leases and recovery"):
 //! - no attempt is executed twice (each `(occurrence_key, attempt)` starts at most once);
 //! - with `catch_up`, no occurrence is lost or skipped across the crash: the attempt-1 rows
-//!   form a gap-free 1 s grid;
+//!   form a gap-free 1 s grid that goes on to the stop;
+//! - each succeeded run ran to its end exactly once by the command's own log (written by
+//!   the command, not the server);
 //! - the runs that were `running` at the kill end `failed` with exactly
 //!   "worker lease expired during execution" and are retried (an attempt-2 row);
 //! - after the graceful stop nothing is `claimed`/`running` and no lease is left.
@@ -19,7 +21,8 @@ use process::{fresh_database, lease_count, poll, runs_of, ServerSpec};
 use serde_json::json;
 use wakeplane::store::leases::LEASE_EXPIRED;
 
-/// One line of the execution log: `occurrence_key attempt run_id`.
+/// One line of the execution log the command writes itself:
+/// `start|done occurrence_key attempt run_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Execution {
     occurrence_key: String,
@@ -27,20 +30,25 @@ struct Execution {
     run_id: String,
 }
 
-fn read_executions(path: &std::path::Path) -> Vec<Execution> {
+/// The log's `(starts, completions)`.
+fn read_executions(path: &std::path::Path) -> (Vec<Execution>, Vec<Execution>) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let parts: Vec<&str> = l.split_whitespace().collect();
-            assert_eq!(parts.len(), 3, "malformed execution log line {l:?}");
-            Execution {
-                occurrence_key: parts[0].to_string(),
-                attempt: parts[1].parse().expect("attempt number"),
-                run_id: parts[2].to_string(),
-            }
-        })
-        .collect()
+    let (mut starts, mut completions) = (Vec::new(), Vec::new());
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        let parts: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(parts.len(), 4, "malformed execution log line {l:?}");
+        let e = Execution {
+            occurrence_key: parts[1].to_string(),
+            attempt: parts[2].parse().expect("attempt number"),
+            run_id: parts[3].to_string(),
+        };
+        match parts[0] {
+            "start" => starts.push(e),
+            "done" => completions.push(e),
+            other => panic!("malformed execution log line {l:?} ({other})"),
+        }
+    }
+    (starts, completions)
 }
 
 #[test]
@@ -62,8 +70,9 @@ fn sigkill_mid_run_loses_nothing_and_executes_nothing_twice() {
 
     let mut server = spec.start_ready(Duration::from_secs(60));
     let script = format!(
-        "echo \"$WAKEPLANE_OCCURRENCE_KEY $WAKEPLANE_ATTEMPT $WAKEPLANE_RUN_ID\" >> {}; sleep 3",
-        exec_log.display()
+        "id=\"$WAKEPLANE_OCCURRENCE_KEY $WAKEPLANE_ATTEMPT $WAKEPLANE_RUN_ID\"; \
+         echo \"start $id\" >> {log}; sleep 3; echo \"done $id\" >> {log}",
+        log = exec_log.display()
     );
     let schedule_id = server.create_schedule(&json!({
         "name": "crash-every-second",
@@ -87,6 +96,7 @@ fn sigkill_mid_run_loses_nothing_and_executes_nothing_twice() {
     let at_kill = runs_of(&url, &schedule_id);
     let running_at_kill: Vec<_> = at_kill.iter().filter(|r| r.status == "running").collect();
     let logged_before_kill: HashSet<String> = read_executions(&exec_log)
+        .0
         .into_iter()
         .map(|e| e.run_id)
         .collect();
@@ -106,10 +116,11 @@ fn sigkill_mid_run_loses_nothing_and_executes_nothing_twice() {
     let restarted_at = chrono::Utc::now();
     // Deliberately let the restarted node catch up, retry and run for a while.
     std::thread::sleep(Duration::from_secs(6));
+    let stop = chrono::Utc::now();
     server.stop_gracefully(Duration::from_secs(60));
 
     let runs = runs_of(&url, &schedule_id);
-    let executions = read_executions(&exec_log);
+    let (executions, completions) = read_executions(&exec_log);
     let by_id: BTreeMap<&str, _> = runs.iter().map(|r| (r.id.as_str(), r)).collect();
 
     // 1. No attempt executed twice.
@@ -150,6 +161,37 @@ fn sigkill_mid_run_loses_nothing_and_executes_nothing_twice() {
         "the restarted node kept the cadence going past its restart ({restarted_at}), \
          so the grid spans the downtime; last occurrence {last}"
     );
+    let settled = stop - chrono::Duration::seconds(2);
+    assert!(
+        last >= settled,
+        "the grid goes on to the stop: last occurrence {last}, stop {stop}"
+    );
+
+    // 2b. The command's own log, not only the database: each succeeded run ran to its
+    // end, once; what ran to its end either succeeded or died with the server.
+    let mut completed: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in &completions {
+        *completed.entry(c.run_id.as_str()).or_default() += 1;
+    }
+    for r in runs.iter().filter(|r| r.status == "succeeded") {
+        assert_eq!(
+            completed.get(r.id.as_str()),
+            Some(&1),
+            "succeeded run {} ({} attempt {}) is not in the command's own log once",
+            r.id,
+            r.occurrence_key,
+            r.attempt
+        );
+    }
+    for c in &completions {
+        let row = by_id
+            .get(c.run_id.as_str())
+            .unwrap_or_else(|| panic!("completed run {} has no row", c.run_id));
+        assert!(
+            row.status == "succeeded" || row.error_text.as_deref() == Some(LEASE_EXPIRED),
+            "the command completed, yet its run is {row:#?}"
+        );
+    }
 
     // 3. Runs running at the kill failed with the lease text and were retried.
     let retry_keys: HashSet<(&str, i32)> = runs
