@@ -1,22 +1,31 @@
-//! Overlap policies and max_concurrency, observed through real runs.
+//! Overlap policies and max_concurrency, observed through real runs; how many ran at
+//! once is what the HTTP target itself saw, not the server's timestamps.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, TestApp};
-use crate::support::{count, max_parallel, wait_runs};
+use crate::support::{count, wait_runs, Received, Target};
 
-async fn sleeper(app: &TestApp, name: &str, overlap: &str, max: i64, seconds: f64) -> String {
+/// A schedule firing every second at a target that holds each call for `seconds`.
+async fn sleeper(
+    app: &TestApp,
+    name: &str,
+    overlap: &str,
+    max: i64,
+    seconds: f64,
+) -> (String, Target) {
+    let target = Target::holding(200, "ok", Duration::from_secs_f64(seconds));
     let s = app
         .create_schedule(&json!({
             "name": name, "timezone": "UTC",
             "schedule": {"kind": "interval", "every_seconds": 1},
-            "target": {"kind": "workflow", "workflow_id": "builtin.sleep", "input": {"seconds": seconds}},
+            "target": {"kind": "http", "method": "POST", "url": format!("{}/{name}", target.url)},
             "policy": {"overlap": overlap, "max_concurrency": max}
         }))
         .await;
-    s["id"].as_str().unwrap().to_string()
+    (s["id"].as_str().unwrap().to_string(), target)
 }
 
 fn unfinished(runs: &[Value]) -> usize {
@@ -29,15 +38,20 @@ fn unfinished(runs: &[Value]) -> usize {
 #[actix_web::test]
 async fn forbid_runs_one_at_a_time_and_never_skips() {
     let app = spawn_app().await;
-    let id = sleeper(&app, "forbid", "forbid", 1, 1.5).await;
+    let (id, target) = sleeper(&app, "forbid", "forbid", 1, 1.5).await;
     wait_runs(&app, &id, "3 successes", |r| count(r, "succeeded") >= 3).await;
     app.post(&format!("/v1/schedules/{id}/pause"), &json!({}))
         .await;
     let runs = wait_runs(&app, &id, "the queue to drain", |r| unfinished(r) == 0).await;
     assert_eq!(
-        max_parallel(&runs),
+        target.max_in_flight(),
         1,
-        "forbid with max_concurrency 1 overlapped"
+        "forbid with max_concurrency 1 overlapped at the target"
+    );
+    assert_eq!(
+        target.requests().len(),
+        runs.len(),
+        "the target got every run"
     );
     assert_eq!(count(&runs, "skipped"), 0, "forbid never skips");
     assert_eq!(
@@ -50,26 +64,47 @@ async fn forbid_runs_one_at_a_time_and_never_skips() {
 #[actix_web::test]
 async fn allow_runs_up_to_max_concurrency_in_parallel() {
     let app = spawn_app().await;
-    let id = sleeper(&app, "allow", "allow", 3, 3.5).await;
+    let (id, target) = sleeper(&app, "allow", "allow", 3, 3.5).await;
     wait_runs(&app, &id, "5 successes", |r| count(r, "succeeded") >= 5).await;
     app.post(&format!("/v1/schedules/{id}/pause"), &json!({}))
         .await;
     let runs = wait_runs(&app, &id, "the queue to drain", |r| unfinished(r) == 0).await;
-    let parallel = max_parallel(&runs);
+    let parallel = target.max_in_flight();
     assert!(parallel >= 2, "allow never ran two at once");
     assert!(parallel <= 3, "allow exceeded max_concurrency: {parallel}");
+    assert_eq!(
+        target.requests().len(),
+        count(&runs, "succeeded"),
+        "the target got exactly the succeeded runs"
+    );
     assert_eq!(count(&runs, "skipped"), 0);
 }
 
 #[actix_web::test]
 async fn queue_latest_skips_older_waiting_runs() {
     let app = spawn_app().await;
-    let id = sleeper(&app, "queue-latest", "queue_latest", 1, 3.0).await;
+    let (id, target) = sleeper(&app, "queue-latest", "queue_latest", 1, 3.0).await;
     let runs = wait_runs(&app, &id, "skips and successes", |r| {
         count(r, "skipped") >= 2 && count(r, "succeeded") >= 2
     })
     .await;
-    assert!(max_parallel(&runs) <= 1);
+    assert_eq!(
+        target.max_in_flight(),
+        1,
+        "queue_latest overlapped at the target"
+    );
+    // A skipped run never reached the target.
+    let called: Vec<String> = target
+        .requests()
+        .iter()
+        .map(|r| r.headers["wakeplane-run-id"].clone())
+        .collect();
+    for r in runs.iter().filter(|r| r["status"] == "skipped") {
+        assert!(
+            !called.contains(&r["id"].as_str().unwrap().to_string()),
+            "{r}"
+        );
+    }
     for r in runs.iter().filter(|r| r["status"] == "skipped") {
         let run = app
             .get(&format!("/v1/runs/{}", r["id"].as_str().unwrap()))
@@ -176,6 +211,63 @@ async fn replace_kills_a_running_shell_command_and_starts_the_newest() {
         );
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Polls the target until `pred` holds on what it received (a hang guard).
+async fn wait_target(target: &Target, what: &str, pred: impl Fn(&[Received]) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !pred(&target.requests()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for the target to see {what}: {:#?}",
+            target.requests()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn replace_aborts_a_running_http_call_and_starts_the_newest() {
+    let app = spawn_app().await;
+    let target = Target::holding(200, "ok", Duration::from_secs(60));
+    let s = app
+        .create_schedule(&json!({
+            "name": "replace-http", "timezone": "UTC",
+            "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+            "target": {"kind": "http", "method": "POST", "url": format!("{}/slow", target.url)},
+            "policy": {"overlap": "replace"}
+        }))
+        .await;
+    let id = s["id"].as_str().unwrap();
+    let run_of = |r: &Received| r.headers["wakeplane-run-id"].clone();
+    let first = app.trigger(id, "first").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_target(&target, "the first call", |r| r.len() == 1).await;
+    let second = app.trigger(id, "second").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The target's own record: the first call was hung up on, the second one came.
+    wait_target(&target, "the first call aborted, the second made", |r| {
+        r.len() == 2 && r[0].aborted
+    })
+    .await;
+    let seen = target.requests();
+    assert_eq!(
+        (run_of(&seen[0]), run_of(&seen[1])),
+        (first.clone(), second.clone())
+    );
+    assert!(!seen[1].aborted, "{seen:#?}");
+    let cancelled = wait_status(&app, &first, "cancelled").await;
+    assert!(cancelled["error_text"].as_str().unwrap().contains("cancel"));
+    wait_status(&app, &second, "running").await;
+
+    // Deleting the schedule hangs up on its active call too.
+    assert_eq!(app.delete(&format!("/v1/schedules/{id}")).await.status, 200);
+    wait_target(&target, "the second call aborted", |r| r[1].aborted).await;
+    assert_eq!(target.requests().len(), 2, "nothing else was called");
 }
 
 #[actix_web::test]

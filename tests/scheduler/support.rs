@@ -1,9 +1,10 @@
-//! Helpers for scheduler tests: an HTTP target that records requests, run listing, and
+//! Helpers for scheduler tests: an HTTP target that records requests (the outside
+//! witness: what it got, how many it held at once, which calls were aborted), run listing, and
 //! direct database access for rows the API does not show (dead letters, leases).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,71 +21,133 @@ pub struct Received {
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: String,
+    /// The client closed the connection while the target held the request (an aborted
+    /// call), so it was never answered.
+    pub aborted: bool,
 }
 
-/// A tiny HTTP server answering every request with `status`; records what it received.
+/// What the target saw, in its own words: requests, and how many it held at once.
+#[derive(Default)]
+struct Log {
+    received: Vec<Received>,
+    in_flight: usize,
+    max_in_flight: usize,
+}
+
+/// A tiny HTTP server answering every request with `status`, after holding it for
+/// `hold` (watching for the client to give up); records what it received. The outside
+/// witness for what the scheduler really executed and when, independent of the server's
+/// own timestamps.
 pub struct Target {
     pub url: String,
-    pub received: Arc<Mutex<Vec<Received>>>,
+    log: Arc<Mutex<Log>>,
 }
 
 impl Target {
     pub fn start(status: u16, body: &'static str) -> Target {
+        Target::holding(status, body, Duration::ZERO)
+    }
+
+    pub fn holding(status: u16, body: &'static str, hold: Duration) -> Target {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let log = received.clone();
+        let log = Arc::new(Mutex::new(Log::default()));
+        let shared = log.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let log = log.clone();
-                std::thread::spawn(move || {
-                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                    let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).is_err() {
-                        return;
-                    }
-                    let mut parts = line.split_whitespace();
-                    let method = parts.next().unwrap_or("").to_string();
-                    let path = parts.next().unwrap_or("").to_string();
-                    let mut headers = HashMap::new();
-                    loop {
-                        let mut h = String::new();
-                        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = h.split_once(':') {
-                            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                        }
-                    }
-                    let len: usize = headers
-                        .get("content-length")
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    let mut received = vec![0; len];
-                    let _ = reader.read_exact(&mut received);
-                    log.lock().unwrap().push(Received {
-                        method,
-                        path,
-                        headers,
-                        body: String::from_utf8_lossy(&received).into_owned(),
-                    });
-                    let reason = if status < 300 { "OK" } else { "Error" };
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                });
+                let Ok(stream) = stream else { continue };
+                let log = shared.clone();
+                std::thread::spawn(move || serve_one(stream, &log, status, body, hold));
             }
         });
-        Target { url, received }
+        Target { url, log }
     }
 
     pub fn requests(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
+        self.log.lock().unwrap().received.clone()
     }
+
+    /// The most requests held at the same instant (arrived, not yet answered).
+    pub fn max_in_flight(&self) -> usize {
+        self.log.lock().unwrap().max_in_flight
+    }
+}
+
+fn serve_one(mut stream: TcpStream, log: &Mutex<Log>, status: u16, body: &str, hold: Duration) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let Ok(clone) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(clone);
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut received = vec![0; len];
+    let _ = reader.read_exact(&mut received);
+    let index = {
+        let mut log = log.lock().unwrap();
+        log.in_flight += 1;
+        log.max_in_flight = log.max_in_flight.max(log.in_flight);
+        log.received.push(Received {
+            method,
+            path,
+            headers,
+            body: String::from_utf8_lossy(&received).into_owned(),
+            aborted: false,
+        });
+        log.received.len() - 1
+    };
+    let aborted = hold_unless_closed(&mut stream, hold);
+    {
+        // Out of flight before answering: the next request the answer lets through
+        // must not count as overlapping this one.
+        let mut log = log.lock().unwrap();
+        log.in_flight -= 1;
+        log.received[index].aborted = aborted;
+    }
+    if aborted {
+        return;
+    }
+    let reason = if status < 300 { "OK" } else { "Error" };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// Waits `hold`, watching the connection; true if the client closed it meanwhile.
+fn hold_unless_closed(stream: &mut TcpStream, hold: Duration) -> bool {
+    let deadline = std::time::Instant::now() + hold;
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut buf = [0u8; 1];
+    while std::time::Instant::now() < deadline {
+        match stream.peek(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return true,
+        }
+    }
+    false
 }
 
 /// Every run of a schedule (newest first), as the API lists them.
@@ -125,28 +188,6 @@ pub fn ts(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}")))
         .unwrap()
         .with_timezone(&Utc)
-}
-
-/// `[started_at, finished_at]` of finished runs, to check overlap.
-pub fn intervals(runs: &[Value]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    let mut v: Vec<_> = runs
-        .iter()
-        .filter(|r| r["started_at"].is_string() && r["finished_at"].is_string())
-        .map(|r| (ts(&r["started_at"]), ts(&r["finished_at"])))
-        .collect();
-    v.sort();
-    v
-}
-
-/// The largest number of runs executing at the same instant.
-pub fn max_parallel(runs: &[Value]) -> usize {
-    let iv = intervals(runs);
-    let mut best = 0;
-    for (s, _) in &iv {
-        let n = iv.iter().filter(|(a, b)| a <= s && s < b).count();
-        best = best.max(n);
-    }
-    best
 }
 
 pub fn db(app: &TestApp) -> PgConnection {
