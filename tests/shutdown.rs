@@ -146,9 +146,15 @@ fn commands_during_the_drain_are_refused_with_503() {
         row.status, "succeeded",
         "the running work still drained: {row:#?}"
     );
-    assert!(
-        runs_of(&url, &schedule_id).len() == 1,
-        "nothing was created while draining"
+    assert_eq!(
+        process::schedules_in(&url),
+        [("refuse".to_string(), true)],
+        "no schedule was created while draining, and the refused pause changed nothing"
+    );
+    assert_eq!(
+        runs_of(&url, &schedule_id).len(),
+        1,
+        "no run was created while draining"
     );
 }
 
@@ -251,13 +257,18 @@ fn private_cluster_stops_with_the_server_and_keeps_data() {
         started.elapsed()
     );
 
+    let test = "private_cluster_stops_with_the_server_and_keeps_data";
     if !is_root() {
-        println!("(c) not root: the ordinary-user variant is the run above");
-        return;
+        return process::say_not_run(
+            test,
+            "the root variant (tests not run as root; the run above was the ordinary user's)",
+        );
     }
     let Some((uid, gid)) = ordinary_user("wptest") else {
-        println!("(c) as an ordinary user: skipped, no `wptest` user and useradd failed");
-        return;
+        return process::say_not_run(
+            test,
+            "the ordinary-user variant (no `wptest` user, and useradd failed)",
+        );
     };
     let started = Instant::now();
     let data = tempfile::Builder::new()

@@ -8,7 +8,8 @@
 //!   a log file; the guard kills the child on drop and prints the log's tail when the test
 //!   is failing, so a failing test never leaks a process and always shows why.
 //! - [`poll`]: wait for a condition with a deadline (never a fixed sleep as synchronisation).
-//! - [`runs_of`], [`lease_count`], [`status_of`]: read the database directly for assertions.
+//! - [`runs_of`], [`schedules_in`], [`lease_count`], [`status_of`]: read the database
+//!   directly for assertions.
 
 #![allow(dead_code)]
 
@@ -24,7 +25,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 use wakeplane::pg::PgCluster;
 use wakeplane::store::runs::RunRow;
-use wakeplane::store::schema::{schedule_runs, worker_leases};
+use wakeplane::store::schema::{schedule_runs, schedules, worker_leases};
 
 /// This test binary's PostgreSQL cluster, started on first use, stopped at exit.
 static CLUSTER: LazyLock<Result<PgCluster, String>> =
@@ -315,6 +316,16 @@ pub fn runs_of(database_url: &str, schedule_id: &str) -> Vec<RunRow> {
         .expect("load runs")
 }
 
+/// `(name, enabled)` of every schedule, by name.
+pub fn schedules_in(database_url: &str) -> Vec<(String, bool)> {
+    let mut conn = PgConnection::establish(database_url).expect("connect for assertions");
+    schedules::table
+        .select((schedules::name, schedules::enabled))
+        .order(schedules::name.asc())
+        .load(&mut conn)
+        .expect("load schedules")
+}
+
 /// Rows in `worker_leases`.
 pub fn lease_count(database_url: &str) -> i64 {
     let mut conn = PgConnection::establish(database_url).expect("connect for assertions");
@@ -376,4 +387,10 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// Says on the real stderr (not the harness's capture, which hides a passing test's
+/// `println!` and `eprintln!`) that part of `test` did not run, and why.
+pub fn say_not_run(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "{test}: NOT RUN: {why}");
 }
