@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::security::{CommandAllowList, NetPolicy, TargetSettings};
+
 /// Log output format (`WAKEPLANE_LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -25,6 +27,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub api_tokens: Option<String>,
     pub log_format: LogFormat,
+    /// What shell and HTTP targets may do (README, "Security").
+    pub targets: TargetSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,9 +74,26 @@ impl Config {
                 })
             }
         };
+        let bad = |var: &'static str| move |message: String| ConfigError { var, message };
+        let targets = TargetSettings {
+            shell_mode: match nonempty("WAKEPLANE_SHELL_TARGETS") {
+                Some(v) => v.parse().map_err(bad("WAKEPLANE_SHELL_TARGETS"))?,
+                None => Default::default(),
+            },
+            shell_allow: nonempty("WAKEPLANE_SHELL_ALLOW")
+                .map(|v| CommandAllowList::parse(&v).map_err(bad("WAKEPLANE_SHELL_ALLOW")))
+                .transpose()?,
+            shell_user: nonempty("WAKEPLANE_SHELL_USER"),
+            shell_group: nonempty("WAKEPLANE_SHELL_GROUP"),
+            net: NetPolicy::from_settings(
+                nonempty("WAKEPLANE_HTTP_TARGET_DENY").as_deref(),
+                nonempty("WAKEPLANE_HTTP_TARGET_ALLOW").as_deref(),
+            )
+            .map_err(|(var, message)| ConfigError { var, message })?,
+        };
         Ok(Config {
             http_addr: nonempty("WAKEPLANE_HTTP_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),
-            database_url: nonempty("DATABASE_URL"),
+            database_url: secret(&get, "DATABASE_URL", "DATABASE_URL_FILE")?,
             data_dir: PathBuf::from(
                 nonempty("WAKEPLANE_DATA_DIR").unwrap_or_else(|| "./.wakeplane".into()),
             ),
@@ -86,9 +107,41 @@ impl Config {
                 0,
                 86_400,
             )?),
-            api_tokens: nonempty("WAKEPLANE_API_TOKENS"),
+            api_tokens: secret(&get, "WAKEPLANE_API_TOKENS", "WAKEPLANE_API_TOKENS_FILE")?,
             log_format,
+            targets,
         })
+    }
+}
+
+/// A secret given either in `var` or, Docker-secrets style, in the file named by
+/// `file_var` (its content, surrounding whitespace trimmed). Both set is an error, so
+/// nobody wonders which one wins.
+fn secret(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    file_var: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    let value = get(var).filter(|v| !v.trim().is_empty());
+    let Some(path) = get(file_var).filter(|v| !v.trim().is_empty()) else {
+        return Ok(value.map(|v| v.trim().to_string()));
+    };
+    if value.is_some() {
+        return Err(ConfigError {
+            var: file_var,
+            message: format!("set either {var} or {file_var}, not both"),
+        });
+    }
+    let text = std::fs::read_to_string(path.trim()).map_err(|e| ConfigError {
+        var: file_var,
+        message: format!("cannot read {:?}: {e}", path.trim()),
+    })?;
+    match text.trim() {
+        "" => Err(ConfigError {
+            var: file_var,
+            message: format!("{:?} is empty", path.trim()),
+        }),
+        t => Ok(Some(t.to_string())),
     }
 }
 
@@ -138,6 +191,44 @@ mod tests {
         assert_eq!(c.lease_ttl, Duration::from_secs(30));
         assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
         assert!(c.worker_id.starts_with("wrk_"));
+    }
+
+    #[test]
+    fn secrets_come_from_files_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::write(&tokens, "file-token-123:admin\n").unwrap();
+        let path = tokens.to_str().unwrap();
+        let c = cfg(&[("WAKEPLANE_API_TOKENS_FILE", path)]).unwrap();
+        assert_eq!(c.api_tokens.as_deref(), Some("file-token-123:admin"));
+        let e = cfg(&[
+            ("WAKEPLANE_API_TOKENS_FILE", path),
+            ("WAKEPLANE_API_TOKENS", "x-token-123:admin"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "WAKEPLANE_API_TOKENS_FILE");
+        assert!(e.message.contains("not both"), "{e}");
+        let e = cfg(&[("DATABASE_URL_FILE", "/nonexistent/wp-db-url")]).unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL_FILE");
+        assert!(e.message.contains("/nonexistent/wp-db-url"), "{e}");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, " \n").unwrap();
+        let e = cfg(&[("DATABASE_URL_FILE", empty.to_str().unwrap())]).unwrap_err();
+        assert!(e.message.contains("is empty"), "{e}");
+    }
+
+    #[test]
+    fn target_settings_name_their_variable() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.targets, TargetSettings::default());
+        for (var, value) in [
+            ("WAKEPLANE_SHELL_TARGETS", "on"),
+            ("WAKEPLANE_SHELL_ALLOW", "relative/path"),
+            ("WAKEPLANE_HTTP_TARGET_DENY", "10.0.0.0/99"),
+            ("WAKEPLANE_HTTP_TARGET_ALLOW", "none"),
+        ] {
+            assert_eq!(cfg(&[(var, value)]).unwrap_err().var, var, "{var}={value}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod executors;
 pub mod metrics;
 pub mod pg;
+pub mod security;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

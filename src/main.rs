@@ -70,7 +70,18 @@ fn migrate(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+/// Overwrites a secret's bytes before freeing them (volatile, so it is not optimised away).
+fn wipe(secret: Option<String>) {
+    if let Some(secret) = secret {
+        let mut bytes = secret.into_bytes();
+        for b in bytes.iter_mut() {
+            // SAFETY: `b` is a valid, exclusive reference into `bytes`.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
+fn serve(mut config: Config) -> anyhow::Result<()> {
     let db = Database::resolve(&config)?;
     let store = Store::new(&db.url, config.db_pool_size);
     let applied = migrate_with_patience(&store, Duration::from_secs(60))?;
@@ -78,6 +89,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let system = actix_web::rt::System::new();
     system.block_on(async move {
         let app = Application::build(&config, store, WorkflowRegistry::with_builtins()).await?;
+        // The server keeps only the tokens' digests from here on.
+        wipe(config.api_tokens.take());
         app.run_until_signal().await?;
         Ok::<_, anyhow::Error>(())
     })?;

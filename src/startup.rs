@@ -4,6 +4,7 @@
 //! `main` and the integration tests start exactly this; nothing here parses the CLI.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -19,6 +20,7 @@ use crate::config::Config;
 use crate::executors::WorkflowRegistry;
 use crate::metrics::Metrics;
 use crate::pg::PgCluster;
+use crate::security::{self, TargetPolicy};
 use crate::store::{self, Store, StoreError};
 
 /// Where the database is: given by `DATABASE_URL`, or a private cluster we own.
@@ -88,11 +90,23 @@ impl Application {
             ),
             None => None,
         };
+        let targets = TargetPolicy::resolve(&config.targets).map_err(|e| anyhow::anyhow!(e))?;
+        // Before anything is spawned: commands must not read our environment or memory.
+        if let Err(e) = security::forbid_dumping() {
+            tracing::warn!(error = %e, "could not mark the process non-dumpable; commands running as this user could read its environment");
+        }
+        tracing::info!(
+            shell_targets = ?targets.shell.mode,
+            shell_runs_as = %targets.shell.run_as.describe(),
+            http_targets = %targets.net.describe(),
+            "target policy"
+        );
         let scheduler = Scheduler::start(
             SchedulerConfig {
                 worker_id: config.worker_id.clone(),
                 workers: config.workers,
                 lease_ttl: config.lease_ttl,
+                targets: targets.clone(),
             },
             store.clone(),
             workflows,
@@ -113,6 +127,7 @@ impl Application {
             store,
             node_id: config.worker_id.clone(),
             started_at: crate::store::now(),
+            targets: Arc::new(targets),
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -44,6 +44,8 @@ pub struct SchedulerConfig {
     pub worker_id: String,
     pub workers: usize,
     pub lease_ttl: Duration,
+    /// What the executors let targets do (resolved at start-up).
+    pub targets: crate::security::TargetPolicy,
 }
 
 /// A running scheduler. Cheap to clone.
@@ -133,7 +135,7 @@ impl Scheduler {
         }
         let deps = ExecutorDeps {
             store: store.clone(),
-            executors: Executors::new(workflows),
+            executors: Executors::new(workflows, config.targets.clone()),
             worker_id: config.worker_id.clone(),
             lease_ttl: config.lease_ttl,
             board: board.clone(),

@@ -3,8 +3,10 @@
 //!
 //! Deny by default: every path except exactly `/healthz` and `/readyz` needs a token, and
 //! the role follows the method alone (reads, writes, deletes), never the raw path, so no
-//! spelling of a path (`/%761/…`) can lower what it needs. Tokens are compared in constant
-//! time, and every configured token is compared on every request.
+//! spelling of a path (`/%761/…`) can lower what it needs. Tokens are kept only as SHA-256
+//! digests and compared in constant time, every configured one on every request. The
+//! granted [`Role`] is attached to the request for handlers whose rule depends on the body
+//! (shell targets need admin, see `guard`).
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -12,6 +14,7 @@ use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, ResponseError};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing_actix_web::RequestId;
 
@@ -25,7 +28,7 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
             Role::Operator => "operator",
@@ -34,9 +37,14 @@ impl Role {
     }
 }
 
-/// The configured tokens; `None` inside `Auth` means auth is off.
+/// The configured tokens as SHA-256 digests (the tokens themselves are not kept); `None`
+/// inside `Auth` means auth is off.
 #[derive(Clone)]
-pub struct Tokens(Vec<(Vec<u8>, Role)>);
+pub struct Tokens(Vec<([u8; 32], Role)>);
+
+fn digest(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
 
 impl Tokens {
     /// Parses `token:role,token:role`; every entry must be well formed.
@@ -59,7 +67,7 @@ impl Tokens {
             if token.len() < 8 {
                 return Err("tokens must be at least 8 characters".into());
             }
-            out.push((token.as_bytes().to_vec(), role));
+            out.push((digest(token.as_bytes()), role));
         }
         if out.is_empty() {
             return Err("no tokens given".into());
@@ -67,11 +75,13 @@ impl Tokens {
         Ok(Tokens(out))
     }
 
-    /// The role of a presented token, comparing against every token in constant time.
+    /// The role of a presented token, comparing its digest against every token's in
+    /// constant time.
     fn role_of(&self, presented: &[u8]) -> Option<Role> {
+        let presented = digest(presented);
         let mut found = None;
         for (token, role) in &self.0 {
-            if bool::from(token.as_slice().ct_eq(presented)) {
+            if bool::from(token.ct_eq(&presented)) {
                 found = Some(*role);
             }
         }
@@ -136,7 +146,10 @@ pub async fn require_token(
             req.path(),
             needed.as_str()
         ))),
-        Some(Some(_)) => None,
+        Some(Some(role)) => {
+            req.extensions_mut().insert(role);
+            None
+        }
     };
     match refusal {
         Some(e) => {

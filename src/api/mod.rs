@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod input;
 pub mod openapi;
@@ -14,11 +15,14 @@ pub mod runs;
 pub mod schedules;
 pub mod views;
 
+use std::sync::Arc;
+
 use actix_web::{web, HttpRequest, HttpResponse, Route};
 use chrono::{DateTime, Utc};
 
 use crate::actors::Scheduler;
 use crate::commands::Commands;
+use crate::security::TargetPolicy;
 use crate::store::Store;
 use error::ApiError;
 
@@ -29,6 +33,8 @@ pub struct AppState {
     pub scheduler: Scheduler,
     pub node_id: String,
     pub started_at: DateTime<Utc>,
+    /// What targets may do; checked on every create, replace and patch.
+    pub targets: Arc<TargetPolicy>,
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

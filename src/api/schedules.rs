@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::ApiError;
 use super::error::ErrorEnvelope;
+use super::guard::{check_write, Write};
 use super::input::{json_body, param, query, read_body, require_object};
 use super::views::{
     DeletedView, PausedView, ResumedView, RunList, RunSummaryView, ScheduleList,
@@ -52,13 +53,14 @@ fn schedule_id(path: web::Path<String>) -> Result<String, ApiError> {
 }
 
 #[utoipa::path(post, path = "/v1/schedules", tag = "schedules", request_body = ScheduleBody,
-    responses((status = 201, description = "Created", body = ScheduleView), (status = 400, description = "Malformed JSON or validation failed", body = ErrorEnvelope), (status = 409, description = "Name taken", body = ErrorEnvelope), (status = 413, description = "Body over 1 MiB", body = ErrorEnvelope), (status = 415, description = "Not JSON", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
+    responses((status = 201, description = "Created", body = ScheduleView), (status = 403, description = "A shell target needs the admin role", body = ErrorEnvelope), (status = 400, description = "Malformed JSON or validation failed", body = ErrorEnvelope), (status = 409, description = "Name taken", body = ErrorEnvelope), (status = 413, description = "Body over 1 MiB", body = ErrorEnvelope), (status = 415, description = "Not JSON", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: ScheduleBody = json_body(&req, payload, BODY_OBJECTS).await?;
+    check_write(&state, &req, Write::Create, &body).await?;
     let record = state.commands.create(body).await?;
     tracing::info!(schedule_id = %record.id, name = %record.spec.name, "schedule created");
     Ok(HttpResponse::Created().json(ScheduleView::from(&record)))
@@ -126,7 +128,7 @@ pub async fn get(
 }
 
 #[utoipa::path(put, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")), request_body = ScheduleBody,
-    responses((status = 200, description = "Replaced", body = ScheduleView), (status = 400, description = "Malformed JSON or validation failed", body = ErrorEnvelope), (status = 409, description = "Name taken", body = ErrorEnvelope), (status = 413, description = "Body over 1 MiB", body = ErrorEnvelope), (status = 415, description = "Not JSON", body = ErrorEnvelope), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Replaced", body = ScheduleView), (status = 403, description = "Choosing a shell command needs the admin role", body = ErrorEnvelope), (status = 400, description = "Malformed JSON or validation failed", body = ErrorEnvelope), (status = 409, description = "Name taken", body = ErrorEnvelope), (status = 413, description = "Body over 1 MiB", body = ErrorEnvelope), (status = 415, description = "Not JSON", body = ErrorEnvelope), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn replace(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -135,12 +137,13 @@ pub async fn replace(
 ) -> Result<HttpResponse, ApiError> {
     let id = schedule_id(path)?;
     let body: ScheduleBody = json_body(&req, payload, BODY_OBJECTS).await?;
+    check_write(&state, &req, Write::Replace { id: &id }, &body).await?;
     let record = state.commands.replace(id, body).await?;
     Ok(HttpResponse::Ok().json(ScheduleView::from(&record)))
 }
 
 #[utoipa::path(patch, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")), request_body = ScheduleBody,
-    responses((status = 200, description = "Patched", body = ScheduleView), (status = 400, description = "Malformed JSON or validation failed", body = ErrorEnvelope), (status = 409, description = "Name taken", body = ErrorEnvelope), (status = 413, description = "Body over 1 MiB", body = ErrorEnvelope), (status = 415, description = "Not JSON", body = ErrorEnvelope), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Patched", body = ScheduleView), (status = 403, description = "Choosing a shell command needs the admin role", body = ErrorEnvelope), (status = 400, description = "Malformed JSON or validation failed", body = ErrorEnvelope), (status = 409, description = "Name taken", body = ErrorEnvelope), (status = 413, description = "Body over 1 MiB", body = ErrorEnvelope), (status = 415, description = "Not JSON", body = ErrorEnvelope), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn patch(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -149,6 +152,7 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let id = schedule_id(path)?;
     let body: ScheduleBody = json_body(&req, payload, BODY_OBJECTS).await?;
+    check_write(&state, &req, Write::Patch { id: &id }, &body).await?;
     let record = state.commands.patch(id, body).await?;
     Ok(HttpResponse::Ok().json(ScheduleView::from(&record)))
 }

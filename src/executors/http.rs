@@ -1,6 +1,7 @@
 //! Executes http targets: one request with the run's identity headers, success iff 2xx,
 //! an `http_response` receipt with the status line, content type and the first 64 KiB of
-//! the body. Redirects are followed (reqwest's default, at most 10 hops).
+//! the body. Redirects are followed (at most 10 hops); every address connected to is
+//! checked against the network policy (see `guard`), a literal one before sending.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use tokio_util::sync::CancellationToken;
 
 use super::{CappedBuffer, Interrupt, Outcome, OutcomeStatus, ReceiptDraft, RunIdentity};
+use crate::security::NetPolicy;
 
 /// The parts of an http target.
 #[derive(Debug, Clone, Copy)]
@@ -19,22 +21,10 @@ pub struct HttpRequest<'a> {
     pub body: Option<&'a serde_json::Value>,
 }
 
-/// The shared client: redirects followed (up to 10), no overall timeout (the executor
-/// enforces the run's timeout), a wakeplane user agent.
-pub(crate) fn build_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("wakeplane/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(30))
-        .build()
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "could not build the configured http client; using defaults");
-            reqwest::Client::new()
-        })
-}
-
 /// Sends the request; stops it (drops the connection) on timeout or cancellation.
 pub(crate) async fn execute(
     client: &reqwest::Client,
+    net: &NetPolicy,
     request: HttpRequest<'_>,
     identity: &RunIdentity,
     timeout: Duration,
@@ -47,7 +37,7 @@ pub(crate) async fn execute(
         biased;
         _ = cancel.cancelled() => Interrupt::Cancelled,
         _ = tokio::time::sleep(timeout) => Interrupt::TimedOut,
-        outcome = send(client, request, identity) => return outcome,
+        outcome = send(client, net, request, identity) => return outcome,
     };
     tracing::debug!(run_id = %identity.run_id, url = request.url, ?interrupt, "http request stopped");
     interrupt.outcome(timeout)
@@ -55,6 +45,7 @@ pub(crate) async fn execute(
 
 async fn send(
     client: &reqwest::Client,
+    net: &NetPolicy,
     request: HttpRequest<'_>,
     identity: &RunIdentity,
 ) -> Outcome {
@@ -66,6 +57,11 @@ async fn send(
         Ok(u) => u,
         Err(e) => return Outcome::failed(format!("invalid url {:?}: {e}", request.url)),
     };
+    // A literal address is connected to without resolution: the resolver never sees it.
+    if let Err(refusal) = net.check_url_literal(&url) {
+        tracing::warn!(run_id = %identity.run_id, url = request.url, %refusal, "http target refused");
+        return Outcome::failed(format!("http request refused: {refusal} ({})", request.url));
+    }
     let headers = match build_headers(request.headers, identity) {
         Ok(h) => h,
         Err(e) => return Outcome::failed(e),
@@ -334,9 +330,12 @@ mod tests {
     }
 
     async fn run(target: &Target, timeout: Duration, cancel: CancellationToken) -> Outcome {
-        Executors::new(WorkflowRegistry::new())
-            .execute(target, &identity(), timeout, cancel)
-            .await
+        Executors::new(
+            WorkflowRegistry::new(),
+            crate::security::TargetPolicy::unrestricted(),
+        )
+        .execute(target, &identity(), timeout, cancel)
+        .await
     }
 
     fn receipt_json(outcome: &Outcome) -> serde_json::Value {

@@ -2,16 +2,19 @@
 //! under a timeout and a cancellation token and returns an `Outcome` with its receipts.
 //! Executors never touch the database and know nothing about actors.
 
+mod guard;
 pub mod http;
 pub mod shell;
 pub mod workflow;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::schedule::Target;
+use crate::security::TargetPolicy;
 
 pub use workflow::{WorkflowContext, WorkflowRegistry, WorkflowResult};
 
@@ -211,22 +214,26 @@ fn incomplete_utf8_tail(bytes: &[u8]) -> usize {
 pub struct Executors {
     client: reqwest::Client,
     workflows: WorkflowRegistry,
+    policy: Arc<TargetPolicy>,
 }
 
 impl std::fmt::Debug for Executors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Executors")
             .field("workflows", &self.workflows)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
 
 impl Executors {
-    /// Builds the executors with one shared HTTP client (redirects followed, up to 10).
-    pub fn new(workflows: WorkflowRegistry) -> Executors {
+    /// Builds the executors under `policy`, with one shared HTTP client that checks every
+    /// address it connects to (redirects followed, up to 10, each hop checked).
+    pub fn new(workflows: WorkflowRegistry, policy: TargetPolicy) -> Executors {
         Executors {
-            client: http::build_client(),
+            client: guard::http_client(&policy.net),
             workflows,
+            policy: Arc::new(policy),
         }
     }
 
@@ -266,10 +273,12 @@ impl Executors {
                     headers,
                     body: body.as_ref(),
                 };
-                http::execute(&self.client, request, identity, timeout, cancel).await
+                let net = &self.policy.net;
+                http::execute(&self.client, net, request, identity, timeout, cancel).await
             }
             Target::Shell { command, args } => {
-                shell::execute(command, args, identity, timeout, cancel).await
+                let policy = &self.policy.shell;
+                shell::execute(policy, command, args, identity, timeout, cancel).await
             }
             Target::Workflow { workflow_id, input } => {
                 workflow::execute(

@@ -1,6 +1,7 @@
 //! Executes shell targets: the program is spawned directly (no shell interpolation) in its
-//! own process group with the run's identity in its environment; stdout and stderr are
-//! captured (first 64 KiB each). Timeout and cancellation kill the whole process group.
+//! own process group, under the shell policy (as its account, in a fresh directory, with
+//! a minimal environment plus the run's identity); stdout and stderr are captured (first
+//! 64 KiB each). Timeout and cancellation kill the whole process group.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -13,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{CappedBuffer, Interrupt, Outcome, OutcomeStatus, ReceiptDraft, RunIdentity};
+use crate::security::ShellPolicy;
 
 /// How long to wait for stdout/stderr to reach end-of-file once the process has ended (or
 /// its group was killed). A process that escaped the group, or a background process left
@@ -21,8 +23,10 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
-/// Runs `command` with `args`; kills its process group on timeout or cancellation.
+/// Runs `command` with `args` if `policy` allows it; kills its process group on timeout or
+/// cancellation.
 pub(crate) async fn execute(
+    policy: &ShellPolicy,
     command: &str,
     args: &[String],
     identity: &RunIdentity,
@@ -33,9 +37,14 @@ pub(crate) async fn execute(
         return Outcome::cancelled();
     }
     let mut cmd = Command::new(command);
-    for name in secret_vars(std::env::vars_os().map(|(k, _)| k)) {
-        cmd.env_remove(name);
-    }
+    // Held until the command has ended; removes the run's working directory on drop.
+    let _workdir = match super::guard::prepare_shell(policy, command, identity, &mut cmd) {
+        Ok(dir) => dir,
+        Err(refused) => {
+            tracing::warn!(run_id = %identity.run_id, command, reason = %refused, "shell target refused");
+            return Outcome::failed(refused);
+        }
+    };
     cmd.args(args)
         .process_group(0)
         .stdin(Stdio::null())
@@ -151,18 +160,6 @@ fn die_with_the_server(cmd: &mut Command) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = cmd;
-}
-
-/// The server's own variables that a command must not inherit: its configuration
-/// (`WAKEPLANE_*`, which holds the API tokens) and the database credentials. Everything
-/// else (PATH, HOME, LANG, …) is inherited as a service manager would pass it.
-fn secret_vars(names: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    names
-        .filter(|n| {
-            let n = n.to_string_lossy();
-            n.starts_with("WAKEPLANE_") || n == "DATABASE_URL" || n == "PGPASSWORD"
-        })
-        .collect()
 }
 
 fn outcome_for_status(status: ExitStatus) -> Outcome {
@@ -286,9 +283,12 @@ mod tests {
     }
 
     async fn run(target: &Target, timeout: Duration, cancel: CancellationToken) -> Outcome {
-        Executors::new(WorkflowRegistry::new())
-            .execute(target, &identity(), timeout, cancel)
-            .await
+        Executors::new(
+            WorkflowRegistry::new(),
+            crate::security::TargetPolicy::unrestricted(),
+        )
+        .execute(target, &identity(), timeout, cancel)
+        .await
     }
 
     fn receipt<'a>(outcome: &'a Outcome, kind: &str) -> &'a str {
@@ -382,25 +382,139 @@ mod tests {
         );
     }
 
-    #[test]
-    fn server_secrets_are_not_inherited() {
-        let names = [
+    async fn run_under(policy: ShellPolicy, target: &Target) -> Outcome {
+        let policy = crate::security::TargetPolicy {
+            shell: policy,
+            ..crate::security::TargetPolicy::unrestricted()
+        };
+        Executors::new(WorkflowRegistry::new(), policy)
+            .execute(
+                target,
+                &identity(),
+                Duration::from_secs(10),
+                CancellationToken::new(),
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn server_secrets_are_not_inherited() {
+        // Only the minimal environment and the identity reach the command: none of the
+        // server's variables (its WAKEPLANE_* configuration, DATABASE_URL, PGPASSWORD,
+        // cargo's CARGO_* here), in a fresh, empty working directory of its own.
+        let target = sh("env; echo cwd=$(pwd); echo files=$(ls -A | wc -l)");
+        let outcome = run(&target, Duration::from_secs(10), CancellationToken::new()).await;
+        assert_eq!(outcome.status, OutcomeStatus::Succeeded, "{outcome:?}");
+        let out = receipt(&outcome, "stdout");
+        let allowed = [
             "PATH",
-            "WAKEPLANE_API_TOKENS",
-            "DATABASE_URL",
-            "PGPASSWORD",
             "HOME",
-            "WAKEPLANE_DATA_DIR",
+            "USER",
+            "LOGNAME",
+            "LANG",
+            "LC_ALL",
+            "TZ",
+            "PWD",
+            "SHLVL",
+            "_",
+            "OLDPWD",
+            "WAKEPLANE_SCHEDULE_ID",
+            "WAKEPLANE_RUN_ID",
+            "WAKEPLANE_OCCURRENCE_KEY",
+            "WAKEPLANE_ATTEMPT",
+            "WAKEPLANE_NOMINAL_TIME",
         ];
-        let removed = secret_vars(names.iter().map(std::ffi::OsString::from));
+        for line in out
+            .lines()
+            .filter(|l| !l.starts_with("cwd=") && !l.starts_with("files="))
+        {
+            let name = line.split('=').next().unwrap_or("");
+            assert!(allowed.contains(&name), "inherited {name}: {out}");
+        }
+        let cwd = out
+            .lines()
+            .find_map(|l| l.strip_prefix("cwd="))
+            .expect("cwd line");
+        let expected = std::env::temp_dir().join("wakeplane-run01-");
+        assert!(cwd.starts_with(expected.to_str().unwrap()), "{cwd}");
+        assert!(out.contains(&format!("HOME={cwd}\n")), "{out}");
+        assert!(out.contains("files=0\n"), "{out}");
+        // The directory goes away with the run.
+        let dir = std::path::PathBuf::from(cwd);
+        for _ in 0..100 {
+            if !dir.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!dir.exists(), "{} was left behind", dir.display());
+    }
+
+    #[tokio::test]
+    async fn policy_refusals_fail_the_run_without_starting_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let target = sh(&format!("touch '{}'", marker.display()));
+        let off = ShellPolicy {
+            mode: crate::security::ShellMode::Off,
+            ..ShellPolicy::unrestricted()
+        };
+        let outcome = run_under(off, &target).await;
+        assert_eq!(outcome.status, OutcomeStatus::Failed);
         assert_eq!(
-            removed,
-            [
-                "WAKEPLANE_API_TOKENS",
-                "DATABASE_URL",
-                "PGPASSWORD",
-                "WAKEPLANE_DATA_DIR"
-            ]
+            outcome.error_text.as_deref(),
+            Some("shell targets are disabled on this server (WAKEPLANE_SHELL_TARGETS=off)")
+        );
+        let allow = ShellPolicy {
+            allow: Some(crate::security::CommandAllowList::parse("/usr/bin/*").unwrap()),
+            ..ShellPolicy::unrestricted()
+        };
+        let outcome = run_under(allow, &target).await;
+        assert_eq!(outcome.status, OutcomeStatus::Failed);
+        let err = outcome.error_text.unwrap_or_default();
+        assert!(
+            err.starts_with(
+                "command \"/bin/sh\" is not allowed by WAKEPLANE_SHELL_ALLOW (/usr/bin/*)"
+            ),
+            "{err}"
+        );
+        let refuse = ShellPolicy {
+            run_as: crate::security::RunAs::Refuse("no unprivileged user".into()),
+            ..ShellPolicy::unrestricted()
+        };
+        let outcome = run_under(refuse, &target).await;
+        assert_eq!(outcome.error_text.as_deref(), Some("no unprivileged user"));
+        assert!(outcome.receipts.is_empty());
+        assert!(!marker.exists(), "a refused command ran");
+    }
+
+    #[tokio::test]
+    async fn as_root_commands_run_as_the_configured_account() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: switching users needs root");
+            return;
+        }
+        let run_as = match crate::security::RunAs::resolve(None, None, 0, 0) {
+            Ok(r @ crate::security::RunAs::Account { .. }) => r,
+            other => {
+                eprintln!("skipped: no `nobody` account ({other:?})");
+                return;
+            }
+        };
+        let crate::security::RunAs::Account { uid, gid, .. } = run_as.clone() else {
+            return;
+        };
+        let policy = ShellPolicy {
+            run_as,
+            ..ShellPolicy::unrestricted()
+        };
+        let target = sh("id -u; id -g; id -G; echo $USER; touch ./mine && echo wrote; cat /proc/$PPID/environ >/dev/null 2>&1 || echo denied");
+        let outcome = run_under(policy, &target).await;
+        assert_eq!(outcome.status, OutcomeStatus::Succeeded, "{outcome:?}");
+        assert_eq!(
+            receipt(&outcome, "stdout"),
+            format!("{uid}\n{gid}\n{gid}\nnobody\nwrote\ndenied\n")
         );
     }
 

@@ -241,7 +241,7 @@ mod tests {
         timeout: Duration,
         cancel: CancellationToken,
     ) -> Outcome {
-        Executors::new(registry)
+        Executors::new(registry, crate::security::TargetPolicy::unrestricted())
             .execute(target, &identity(), timeout, cancel)
             .await
     }
