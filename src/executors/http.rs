@@ -545,6 +545,95 @@ mod tests {
         assert_eq!(receipt["body"], "ok");
     }
 
+    async fn run_denying(target: &Target, deny: &str) -> Outcome {
+        let policy = crate::security::TargetPolicy {
+            net: NetPolicy::from_settings(Some(deny), None).unwrap(),
+            ..crate::security::TargetPolicy::unrestricted()
+        };
+        Executors::new(WorkflowRegistry::new(), policy)
+            .execute(
+                target,
+                &identity(),
+                Duration::from_secs(20),
+                CancellationToken::new(),
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_denied_literal_address_is_never_contacted() {
+        let (base, seen) = serve(vec![response("200 OK", "text/plain", b"secret")]);
+        let target = http_target("GET", format!("{base}/latest/meta-data/"), &[], None);
+        let outcome = run_denying(&target, "127.0.0.0/8").await;
+        assert_eq!(outcome.status, OutcomeStatus::Failed, "{outcome:?}");
+        assert_eq!(
+            outcome.error_text.as_deref(),
+            Some(format!("http request refused: address 127.0.0.1 is refused by WAKEPLANE_HTTP_TARGET_DENY rule 127.0.0.0/8 ({base}/latest/meta-data/)").as_str())
+        );
+        assert!(outcome.receipts.is_empty());
+        assert!(seen.try_recv().is_err(), "the denied address was contacted");
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_denied_addresses_is_refused_at_connect() {
+        let (base, seen) = serve(vec![response("200 OK", "text/plain", b"secret")]);
+        let port = base.rsplit(':').next().unwrap();
+        let target = http_target("GET", format!("http://localhost:{port}/"), &[], None);
+        let outcome = run_denying(&target, "127.0.0.0/8,::1").await;
+        assert_eq!(outcome.status, OutcomeStatus::Failed, "{outcome:?}");
+        let err = outcome.error_text.unwrap_or_default();
+        assert!(
+            err.starts_with("http request failed: connect error: localhost resolves only to refused addresses: "),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "address 127.0.0.1 is refused by WAKEPLANE_HTTP_TARGET_DENY rule 127.0.0.0/8"
+            ),
+            "{err}"
+        );
+        assert!(seen.try_recv().is_err(), "the denied address was contacted");
+        // The same name under the default rules connects (to its allowed addresses).
+        let (base, seen) = serve(vec![response("200 OK", "text/plain", b"fine")]);
+        let port = base.rsplit(':').next().unwrap();
+        let target = http_target("GET", format!("http://localhost:{port}/"), &[], None);
+        let policy = crate::security::TargetPolicy {
+            net: NetPolicy::default(),
+            ..crate::security::TargetPolicy::unrestricted()
+        };
+        let outcome = Executors::new(WorkflowRegistry::new(), policy)
+            .execute(
+                &target,
+                &identity(),
+                Duration::from_secs(20),
+                CancellationToken::new(),
+            )
+            .await;
+        assert_eq!(outcome.status, OutcomeStatus::Succeeded, "{outcome:?}");
+        assert!(seen.try_recv().is_ok());
+    }
+
+    #[tokio::test]
+    async fn every_redirect_hop_is_checked() {
+        let denied = TcpListener::bind("127.0.0.2:0").unwrap();
+        let denied_addr = denied.local_addr().unwrap();
+        denied.set_nonblocking(true).unwrap();
+        let redirect = format!(
+            "HTTP/1.1 302 Found\r\nLocation: http://{denied_addr}/secret\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let (base, seen) = serve(vec![redirect.into_bytes()]);
+        let target = http_target("GET", format!("{base}/start"), &[], None);
+        let outcome = run_denying(&target, "127.0.0.2/32").await;
+        assert_eq!(outcome.status, OutcomeStatus::Failed, "{outcome:?}");
+        let err = outcome.error_text.unwrap_or_default();
+        assert!(
+            err.starts_with("http request failed: redirect error: address 127.0.0.2 is refused by WAKEPLANE_HTTP_TARGET_DENY rule 127.0.0.2/32"),
+            "{err}"
+        );
+        assert!(seen.try_recv().is_ok(), "the first hop is allowed");
+        assert!(denied.accept().is_err(), "the denied hop was contacted");
+    }
+
     #[test]
     fn invalid_target_header_is_reported() {
         let mut headers = BTreeMap::new();
