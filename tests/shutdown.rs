@@ -16,12 +16,11 @@
 mod process;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use process::{
-    active_runs, fresh_database, lease_count, poll, processes_mentioning, runs_of, Server,
-    ServerSpec,
+    active_runs, fresh_database, lease_count, ordinary_user, poll, processes_mentioning, runs_of,
+    Server, ServerSpec,
 };
 use serde_json::{json, Value};
 
@@ -218,27 +217,6 @@ fn private_cluster_round_trip(label: &str, data_dir: &Path, run_as: Option<(u32,
 fn is_root() -> bool {
     // SAFETY: plain syscall.
     unsafe { libc::geteuid() == 0 }
-}
-
-/// `(uid, gid)` of `user`, creating it (`useradd -M`) when absent; None if impossible.
-fn ordinary_user(user: &str) -> Option<(u32, u32)> {
-    let id = |flag: &str| -> Option<u32> {
-        let out = Command::new("id").args([flag, user]).output().ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    if id("-u").is_none() {
-        let created = Command::new("useradd")
-            .args(["-M", "-s", "/usr/sbin/nologin", user])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !created {
-            return None;
-        }
-    }
-    Some((id("-u")?, id("-g")?))
 }
 
 #[test]

@@ -53,6 +53,12 @@ pub fn test_config(database_url: &str) -> Config {
     config.database_url = Some(database_url.to_string());
     config.db_pool_size = 5;
     config.worker_id = "wrk_test".into();
+    // The tests share temporary directories with their shell targets: as root, run them
+    // as root explicitly (a root server would otherwise run them as `nobody`).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        config.targets.shell_user = Some("root".into());
+    }
     config
 }
 

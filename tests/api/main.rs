@@ -7,3 +7,4 @@ mod openapi;
 mod operator;
 mod runs;
 mod schedules;
+mod security;

@@ -86,6 +86,12 @@ impl ServerSpec {
             ("RUST_LOG".into(), "info".into()),
             ("NO_COLOR".into(), "1".into()),
         ];
+        // Shell targets share temporary directories with the tests: as root, run them as
+        // root explicitly (a root server would otherwise run them as `nobody`).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            all.push(("WAKEPLANE_SHELL_USER".into(), "root".into()));
+        }
         for (k, v) in env {
             all.retain(|(key, _)| key != k);
             all.push((k.to_string(), v.to_string()));
@@ -393,4 +399,25 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
 /// `println!` and `eprintln!`) that part of `test` did not run, and why.
 pub fn say_not_run(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "{test}: NOT RUN: {why}");
+}
+
+/// `(uid, gid)` of `user`, creating it (`useradd -M`) when absent; None if impossible.
+pub fn ordinary_user(user: &str) -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, user]).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        let created = Command::new("useradd")
+            .args(["-M", "-s", "/usr/sbin/nologin", user])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !created {
+            return None;
+        }
+    }
+    Some((id("-u")?, id("-g")?))
 }
