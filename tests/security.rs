@@ -120,14 +120,28 @@ fn snooping_schedule(name: &str, server_pid: u32) -> Value {
     })
 }
 
+/// Runs the snooping schedule as admin; asserts the command ran as `uid` and found no
+/// secret (and was refused by the kernel). Returns its stdout.
 #[track_caller]
-fn assert_no_secret(stdout: &str, stderr: &str) {
+fn snoop(server: &Server, uid: u32) -> String {
+    let id = create(
+        server,
+        Some(ADMIN),
+        &snooping_schedule("snoop", server.pid()),
+    );
+    let (run, stdout, stderr) = run_once(server, Some(ADMIN), &id);
+    assert_eq!(
+        stdout.lines().next(),
+        Some(uid.to_string().as_str()),
+        "{run}\n{stdout}"
+    );
     for secret in ["token-sentinel", DB_PASSWORD] {
         assert!(!stdout.contains(secret), "stdout shows {secret}: {stdout}");
         assert!(!stderr.contains(secret), "stderr shows {secret}: {stderr}");
     }
     // It did try, and was refused by the kernel.
     assert!(stderr.contains("Permission denied"), "{stderr}");
+    stdout
 }
 
 #[test]
@@ -160,20 +174,9 @@ fn a_root_server_runs_commands_as_the_shell_user_and_they_cannot_read_its_secret
         ],
     );
     let server = spec.start_ready(Duration::from_secs(60));
-    let id = create(
-        &server,
-        Some(ADMIN),
-        &snooping_schedule("snoop", server.pid()),
-    );
-    let (run, stdout, stderr) = run_once(&server, Some(ADMIN), &id);
-    assert_eq!(
-        stdout.lines().next(),
-        Some(uid.to_string().as_str()),
-        "{run}\n{stdout}"
-    );
+    let stdout = snoop(&server, uid);
     assert_ne!(stdout.lines().next(), Some("0"));
     assert!(stdout.contains("\nUSER=wptest\n"), "{stdout}");
-    assert_no_secret(&stdout, &stderr);
 }
 
 #[test]
@@ -210,18 +213,7 @@ fn a_server_running_as_an_ordinary_user_hides_its_environment_from_its_commands(
     spec.log_path = data.path().join("server.log");
     spec.run_as = run_as;
     let mut server = spec.start_ready(Duration::from_secs(120));
-    let id = create(
-        &server,
-        Some(ADMIN),
-        &snooping_schedule("snoop", server.pid()),
-    );
-    let (run, stdout, stderr) = run_once(&server, Some(ADMIN), &id);
-    assert_eq!(
-        stdout.lines().next(),
-        Some(expected_uid.to_string().as_str()),
-        "{run}\n{stdout}"
-    );
-    assert_no_secret(&stdout, &stderr);
+    snoop(&server, expected_uid);
     server.stop_gracefully(Duration::from_secs(60));
 }
 

@@ -226,41 +226,37 @@ impl ShellPolicy {
 }
 
 /// `(uid, primary gid)` of a user name or numeric uid; `None` when there is no such user.
-fn lookup_user(name: &str) -> Result<Option<(u32, u32)>, String> {
+pub fn lookup_user(name: &str) -> Result<Option<(u32, u32)>, String> {
     let c = CString::new(name).map_err(|_| format!("{USER_VAR}: {name:?} contains NUL"))?;
-    let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: a zeroed passwd is a valid out-parameter; getpwnam_r writes only into it and
-    // into `buf` (whose length we pass), and we read the result only on success.
+    // SAFETY (both calls): getpw*_r write only into the passwd and the buffer we pass
+    // with its length; the entry is read only on success.
+    let by_name = passwd_entry(|pwd, buf, len, result| unsafe {
+        libc::getpwnam_r(c.as_ptr(), pwd, buf, len, result)
+    });
+    let by_uid = || {
+        let uid = name.parse::<u32>().ok()?;
+        passwd_entry(|pwd, buf, len, result| unsafe {
+            libc::getpwuid_r(uid, pwd, buf, len, result)
+        })
+    };
+    Ok(by_name.or_else(by_uid))
+}
+
+/// Runs one reentrant passwd lookup with its buffers; `(uid, gid)` when it found one.
+fn passwd_entry(
+    lookup: impl FnOnce(
+        *mut libc::passwd,
+        *mut libc::c_char,
+        usize,
+        *mut *mut libc::passwd,
+    ) -> libc::c_int,
+) -> Option<(u32, u32)> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: passwd is plain data; an all-zero value is a valid out-parameter.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc == 0 && !result.is_null() {
-        return Ok(Some((pwd.pw_uid, pwd.pw_gid)));
-    }
-    if let Ok(uid) = name.parse::<u32>() {
-        // SAFETY: as above, with getpwuid_r.
-        let rc = unsafe {
-            libc::getpwuid_r(
-                uid,
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == 0 && !result.is_null() {
-            return Ok(Some((pwd.pw_uid, pwd.pw_gid)));
-        }
-    }
-    Ok(None)
+    let rc = lookup(&mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
+    (rc == 0 && !result.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
 }
 
 /// The gid of a group name or numeric gid; `None` when there is no such group.
