@@ -86,12 +86,6 @@ impl ServerSpec {
             ("RUST_LOG".into(), "info".into()),
             ("NO_COLOR".into(), "1".into()),
         ];
-        // Shell targets share temporary directories with the tests: as root, run them as
-        // root explicitly (a root server would otherwise run them as `nobody`).
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            all.push(("WAKEPLANE_SHELL_USER".into(), "root".into()));
-        }
         for (k, v) in env {
             all.retain(|(key, _)| key != k);
             all.push((k.to_string(), v.to_string()));
@@ -131,6 +125,14 @@ impl ServerSpec {
             if let Ok(v) = std::env::var(key) {
                 cmd.env(key, v);
             }
+        }
+        // Shell targets share temporary directories with the tests: a root server runs
+        // them as root explicitly (it would otherwise run them as `nobody`), unless the
+        // spec says otherwise.
+        // SAFETY: geteuid has no preconditions.
+        let root_server = unsafe { libc::geteuid() } == 0 && self.run_as.is_none();
+        if root_server && !self.env.iter().any(|(k, _)| k == "WAKEPLANE_SHELL_USER") {
+            cmd.env("WAKEPLANE_SHELL_USER", "root");
         }
         for (k, v) in &self.env {
             cmd.env(k, v);
