@@ -550,14 +550,7 @@ mod tests {
             net: NetPolicy::from_settings(Some(deny), None).unwrap(),
             ..crate::security::TargetPolicy::unrestricted()
         };
-        Executors::new(WorkflowRegistry::new(), policy)
-            .execute(
-                target,
-                &identity(),
-                Duration::from_secs(20),
-                CancellationToken::new(),
-            )
-            .await
+        crate::executors::test_support::execute_under(policy, target).await
     }
 
     #[tokio::test]
@@ -601,14 +594,7 @@ mod tests {
             net: NetPolicy::default(),
             ..crate::security::TargetPolicy::unrestricted()
         };
-        let outcome = Executors::new(WorkflowRegistry::new(), policy)
-            .execute(
-                &target,
-                &identity(),
-                Duration::from_secs(20),
-                CancellationToken::new(),
-            )
-            .await;
+        let outcome = crate::executors::test_support::execute_under(policy, &target).await;
         assert_eq!(outcome.status, OutcomeStatus::Succeeded, "{outcome:?}");
         assert!(seen.try_recv().is_ok());
     }

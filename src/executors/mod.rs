@@ -312,8 +312,19 @@ fn target_kind(target: &Target) -> &'static str {
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use super::RunIdentity;
+    use super::{Executors, Outcome, RunIdentity, WorkflowRegistry};
+    use crate::domain::schedule::Target;
+    use crate::security::TargetPolicy;
     use chrono::TimeZone;
+
+    /// Executes `target` (20 s timeout, never cancelled) under `policy`.
+    pub(crate) async fn execute_under(policy: TargetPolicy, target: &Target) -> Outcome {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let timeout = std::time::Duration::from_secs(20);
+        Executors::new(WorkflowRegistry::new(), policy)
+            .execute(target, &identity(), timeout, cancel)
+            .await
+    }
 
     pub(crate) fn identity() -> RunIdentity {
         RunIdentity {

@@ -387,14 +387,7 @@ mod tests {
             shell: policy,
             ..crate::security::TargetPolicy::unrestricted()
         };
-        Executors::new(WorkflowRegistry::new(), policy)
-            .execute(
-                target,
-                &identity(),
-                Duration::from_secs(10),
-                CancellationToken::new(),
-            )
-            .await
+        crate::executors::test_support::execute_under(policy, target).await
     }
 
     #[tokio::test]
