@@ -3,14 +3,17 @@
 //!
 //! Queries are small functions on `&mut PgConnection` next to their rows, so callers pick
 //! the transaction. Every blocking call runs through [`Store::run`] on the blocking pool,
-//! never on an actix event loop. This module knows nothing about HTTP or actors.
+//! never on an actix event loop, at most pool-size calls at a time, failing fast while the
+//! database is known to be down. This module knows nothing about HTTP or actors.
 
+mod circuit;
 pub mod leases;
 pub mod paging;
 pub mod runs;
 pub mod schedules;
 pub mod schema;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -18,6 +21,10 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::PgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use tokio::sync::Semaphore;
+
+use circuit::Circuit;
+pub use circuit::PROBE_INTERVAL;
 
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
 
@@ -120,11 +127,18 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for ConnectionSetup 
     }
 }
 
+/// How long a call may wait for a pooled connection before `Unavailable`.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The connection pool plus where the data lives (for `/v1/status`). Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
-    url: std::sync::Arc<str>,
+    /// One permit per pooled connection: calls beyond the pool's size wait here, in order,
+    /// instead of each holding a blocking thread while it waits for a connection.
+    permits: Arc<Semaphore>,
+    circuit: Arc<Circuit>,
+    url: Arc<str>,
     location: String,
 }
 
@@ -133,16 +147,19 @@ impl Store {
     /// still coming up; `pool_size` connections at most, 3 s to get one before `Unavailable`.
     pub fn new(database_url: &str, pool_size: u32) -> Store {
         let manager = ConnectionManager::<PgConnection>::new(database_url);
+        let size = pool_size.max(1);
         let pool = Pool::builder()
-            .max_size(pool_size.max(1))
+            .max_size(size)
             .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(3))
+            .connection_timeout(CHECKOUT_TIMEOUT)
             // No round trip per checkout: a connection is checked after a failure instead
             // (see `checked`), which is when a dead one shows itself.
             .test_on_check_out(false)
             .connection_customizer(Box::new(ConnectionSetup))
             .build_unchecked(manager);
         Store {
+            permits: Arc::new(Semaphore::new(size as usize)),
+            circuit: Circuit::new(database_url, pool.clone()),
             pool,
             url: database_url.into(),
             location: redact_url(database_url),
@@ -161,19 +178,49 @@ impl Store {
 
     /// Runs blocking database work on the blocking pool, in the caller's span. The
     /// closure's error type only needs to absorb `StoreError` (pool and task failures).
+    ///
+    /// At most pool-size calls are in flight (the others wait their turn without a thread),
+    /// and while the circuit is open (a round trip failed and the probe has not reached the
+    /// database since) it answers `Unavailable` at once, without queueing.
     pub fn run<T, E, F>(&self, f: F) -> impl std::future::Future<Output = Result<T, E>> + 'static
     where
         F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, permits, circuit) = (
+            self.pool.clone(),
+            self.permits.clone(),
+            self.circuit.clone(),
+        );
         let span = tracing::Span::current();
         async move {
+            if circuit.is_open() {
+                return Err(E::from(unreachable()));
+            }
+            let permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|e| E::from(StoreError::Task(e.to_string())))?;
+            // The database may have gone away while this call waited its turn.
+            if circuit.is_open() {
+                return Err(E::from(unreachable()));
+            }
             tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let _entered = span.enter();
-                let mut conn = pool.get().map_err(StoreError::from)?;
-                checked(&mut conn, f)
+                let mut conn = match pool.get() {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        circuit.trip(&e.to_string());
+                        return Err(E::from(StoreError::from(e)));
+                    }
+                };
+                let (result, dead) = checked(&mut conn, f);
+                if dead {
+                    circuit.trip("a connection died during a query");
+                }
+                result
             })
             .await
             .map_err(|e| E::from(StoreError::Task(e.to_string())))?
@@ -186,7 +233,7 @@ impl Store {
         f: impl FnOnce(&mut PgConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.pool.get()?;
-        checked(&mut conn, f)
+        checked(&mut conn, f).0
     }
 
     /// Applies pending migrations under an advisory lock (safe with several nodes).
@@ -218,19 +265,32 @@ impl Store {
     }
 }
 
-/// Runs `f`; if it failed, pings the connection, and if that fails too (the server went
-/// away) marks it broken so that r2d2 drops it instead of handing it out again. A pool
-/// without a checkout test relies on this to recover by itself after an outage.
+/// What `Store::run` answers while the circuit is open.
+fn unreachable() -> StoreError {
+    StoreError::Unavailable("the database is unreachable; waiting for it to answer again".into())
+}
+
+/// Runs `f`; if it failed, checks the connection with [`discard_if_dead`], and says
+/// whether it was dead (`true`). A pool without a checkout test relies on this to recover
+/// by itself after an outage.
 fn checked<T, E>(
     conn: &mut PgConnection,
     f: impl FnOnce(&mut PgConnection) -> Result<T, E>,
-) -> Result<T, E> {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+) -> (Result<T, E>, bool) {
     let result = f(conn);
-    if result.is_err() && conn.batch_execute("SELECT 1").is_err() {
+    let dead = result.is_err() && discard_if_dead(conn);
+    (result, dead)
+}
+
+/// Pings the connection; if that fails (the server went away) marks it broken so that
+/// r2d2 drops it instead of handing it out again, and returns `true`.
+fn discard_if_dead(conn: &mut PgConnection) -> bool {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let dead = conn.batch_execute("SELECT 1").is_err();
+    if dead {
         AnsiTransactionManager::transaction_manager_status_mut(conn).set_in_error();
     }
-    result
+    dead
 }
 
 /// Applies pending migrations on one connection under an advisory lock.
