@@ -92,10 +92,19 @@ impl From<&ScheduleRecord> for Cached {
     }
 }
 
+/// What an actor reads at start-up, when the Supervisor read it for a batch of actors.
+pub struct Loaded {
+    pub record: ScheduleRecord,
+    /// The schedule's unfinished runs, oldest due first.
+    pub runs: Vec<RunRow>,
+}
+
 /// One schedule's live state.
 pub struct ScheduleActor {
     id: String,
     deps: ScheduleDeps,
+    /// Read for it before it started (boot batches); taken by `started`.
+    loaded: Option<Box<Loaded>>,
     record: Option<Cached>,
     timer: Option<SpawnHandle>,
     /// The occurrence this actor has been awaiting, live, since it computed it: only a
@@ -125,6 +134,7 @@ impl ScheduleActor {
         ScheduleActor {
             id,
             deps,
+            loaded: None,
             record: None,
             timer: None,
             armed_for: None,
@@ -146,6 +156,12 @@ impl ScheduleActor {
             last_fire_lag_ms: None,
             last_error: None,
         }
+    }
+
+    /// Starts from `loaded` instead of reading the schedule itself.
+    pub fn with_loaded(mut self, loaded: Option<Loaded>) -> ScheduleActor {
+        self.loaded = loaded.map(Box::new);
+        self
     }
 
     /// Moves to `state` and tells the health board.
@@ -176,14 +192,17 @@ impl ScheduleActor {
             Ok::<_, StoreError>((record, runs))
         });
         ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok((record, runs)) => {
-                act.db_failures = 0;
-                act.adopt(record, runs, ctx);
-                act.wake(ctx);
-                act.dispatch(ctx);
-            }
+            Ok((record, runs)) => act.start_from(record, runs, ctx),
             Err(e) => act.store_failed(e, ctx, |act, ctx| act.load(ctx)),
         }));
+    }
+
+    /// Adopts what was read, then wakes up.
+    fn start_from(&mut self, record: ScheduleRecord, runs: Vec<RunRow>, ctx: &mut Context<Self>) {
+        self.db_failures = 0;
+        self.adopt(record, runs, ctx);
+        self.wake(ctx);
+        self.dispatch(ctx);
     }
 
     /// Handles a store error: deleted → stop; outage → retry `again` later; else restart.
@@ -564,7 +583,10 @@ impl Actor for ScheduleActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.set_state(self.state);
-        self.load(ctx);
+        match self.loaded.take() {
+            Some(l) => self.start_from(l.record, l.runs, ctx),
+            None => self.load(ctx),
+        }
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {

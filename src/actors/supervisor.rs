@@ -1,11 +1,12 @@
 //! Provides the `Supervisor`: one per node. It owns the registry `schedule_id →
-//! Addr<ScheduleActor>`, starts an actor per schedule at boot, creates schedules, routes
+//! Addr<ScheduleActor>`, starts an actor per schedule at boot (read in batches, one batch
+//! in flight, so 100,000 schedules never queue 100,000 reads), creates schedules, routes
 //! every other command to the right actor, restarts actors that die (counting restarts),
 //! and runs the housekeeping pass that picks up schedules changed by other nodes.
 //!
 //! It never looks for due work: the actors' timers do that.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +18,11 @@ use super::executor::ExecutorPool;
 use super::health::HealthBoard;
 use super::materialiser::Materialiser;
 use super::messages::{Apply, CommandReply, Reload, StopFiring};
-use super::schedule::{ActorSnapshot, Inspect, ScheduleActor, ScheduleDeps};
+use super::schedule::{ActorSnapshot, Inspect, Loaded, ScheduleActor, ScheduleDeps};
 use crate::commands::CommandError;
 use crate::domain::ids;
 use crate::domain::validation::{parse_schedule, ScheduleBody, ValidationContext};
+use crate::store::runs::{self, RunRow};
 use crate::store::schedules::{self, ScheduleRecord};
 use crate::store::schema;
 use crate::store::{self, Store, StoreError};
@@ -29,6 +31,8 @@ use crate::store::{self, Store, StoreError};
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 /// Changes are looked for this far behind the newest seen, to absorb clock skew.
 const SYNC_SLACK: chrono::Duration = chrono::Duration::seconds(5);
+/// Schedules read per query when starting their actors.
+const START_BATCH: usize = 1000;
 
 pub struct Supervisor {
     store: Store,
@@ -44,6 +48,10 @@ pub struct Supervisor {
     restarts: HashMap<String, u32>,
     /// The newest `updated_at` seen so far.
     watermark: Option<DateTime<Utc>>,
+    /// Schedules found by `sync` whose actors are not started yet (read in batches).
+    unstarted: BTreeSet<String>,
+    /// A batch of `unstarted` is being read.
+    starting: bool,
     shutting_down: bool,
     syncing: bool,
 }
@@ -65,12 +73,27 @@ impl Supervisor {
             seen: HashMap::new(),
             restarts: HashMap::new(),
             watermark: None,
+            unstarted: BTreeSet::new(),
+            starting: false,
             shutting_down: false,
             syncing: false,
         }
     }
 
+    /// Starts `id`'s actor, which reads its schedule itself.
     fn spawn_actor(&mut self, id: String, ctx: &mut Context<Self>) -> Addr<ScheduleActor> {
+        self.start_actor(id, None, ctx)
+    }
+
+    /// Starts `id`'s actor, from what a batch read for it when there is something.
+    fn start_actor(
+        &mut self,
+        id: String,
+        loaded: Option<Loaded>,
+        ctx: &mut Context<Self>,
+    ) -> Addr<ScheduleActor> {
+        // Whoever starts it first, a batch still reading it must not start it again.
+        self.unstarted.remove(&id);
         let deps = ScheduleDeps {
             store: self.store.clone(),
             pool: self.pool.clone(),
@@ -79,7 +102,9 @@ impl Supervisor {
             board: self.board.clone(),
         };
         let restarts = self.restarts.get(&id).copied().unwrap_or(0);
-        let addr = ScheduleActor::new(id.clone(), deps, restarts).start();
+        let addr = ScheduleActor::new(id.clone(), deps, restarts)
+            .with_loaded(loaded)
+            .start();
         self.registry.insert(id, addr.clone());
         addr
     }
@@ -117,15 +142,66 @@ impl Supervisor {
                     match act.registry.get(&id) {
                         Some(addr) => addr.do_send(Reload),
                         None if !act.shutting_down => {
-                            act.spawn_actor(id, ctx);
+                            act.unstarted.insert(id);
                         }
                         None => {}
                     }
                 }
+                act.start_batch(ctx);
             }
             Err(e) => {
                 act.syncing = false;
                 tracing::warn!(error = %e, "schedule sync failed; will retry");
+            }
+        }));
+    }
+
+    /// Reads the next batch of unstarted schedules (rows and unfinished runs, one query
+    /// each) and starts their actors from it, then the next batch. One batch at a time, so
+    /// start-up leaves the pool to commands and fires. On failure the ids stay unstarted
+    /// and housekeeping tries again.
+    fn start_batch(&mut self, ctx: &mut Context<Self>) {
+        if self.starting || self.shutting_down || self.unstarted.is_empty() {
+            return;
+        }
+        self.starting = true;
+        let ids: Vec<String> = self.unstarted.iter().take(START_BATCH).cloned().collect();
+        let wanted = ids.clone();
+        let fut = self.store.run(move |conn| {
+            let records = schedules::find_many(conn, &wanted)?;
+            let mut runs_of: HashMap<String, Vec<RunRow>> = HashMap::new();
+            for run in runs::unfinished_of_many(conn, &wanted)? {
+                runs_of.entry(run.schedule_id.clone()).or_default().push(run);
+            }
+            Ok::<_, StoreError>(
+                records
+                    .into_iter()
+                    .map(|record| {
+                        let runs = runs_of.remove(&record.id).unwrap_or_default();
+                        (record.id.clone(), Loaded { record, runs })
+                    })
+                    .collect::<HashMap<_, _>>(),
+            )
+        });
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            act.starting = false;
+            match res {
+                Ok(mut loaded) => {
+                    for id in ids {
+                        // Started meanwhile by a command, or the node is draining.
+                        if act.shutting_down || !act.unstarted.contains(&id) {
+                            continue;
+                        }
+                        // Not read (gone, or a row that does not convert): the actor reads
+                        // it alone and meets whatever is wrong there.
+                        let mine = loaded.remove(&id);
+                        act.start_actor(id, mine, ctx);
+                    }
+                    act.start_batch(ctx);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, unstarted = act.unstarted.len(), "reading schedules to start failed; will retry");
+                }
             }
         }));
     }
@@ -150,6 +226,7 @@ impl Actor for Supervisor {
             act.board.set_tick(now, max_mailbox);
             if !act.shutting_down {
                 act.sync(ctx);
+                act.start_batch(ctx);
             }
         });
     }

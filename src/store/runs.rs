@@ -245,11 +245,24 @@ pub fn unfinished_of(
     conn: &mut PgConnection,
     schedule_id: &str,
 ) -> Result<Vec<RunRow>, StoreError> {
+    unfinished_of_many(conn, &[schedule_id.to_string()])
+}
+
+/// The unfinished runs of every schedule in `schedule_ids`, in one query, each schedule's
+/// oldest due first.
+pub fn unfinished_of_many(
+    conn: &mut PgConnection,
+    schedule_ids: &[String],
+) -> Result<Vec<RunRow>, StoreError> {
     Ok(schedule_runs::table
-        .filter(schedule_runs::schedule_id.eq(schedule_id))
+        .filter(schedule_runs::schedule_id.eq_any(schedule_ids))
         .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled", "claimed", "running"]))
         .select(RunRow::as_select())
-        .order((schedule_runs::due_time.asc(), schedule_runs::id.asc()))
+        .order((
+            schedule_runs::schedule_id.asc(),
+            schedule_runs::due_time.asc(),
+            schedule_runs::id.asc(),
+        ))
         .load(conn)?)
 }
 

@@ -189,6 +189,21 @@ pub fn find(conn: &mut PgConnection, id: &str) -> Result<ScheduleRecord, StoreEr
         .try_into()
 }
 
+/// The schedules among `ids` that exist, in one query; a row that does not convert is left
+/// out (so that the caller reads it alone and meets its error there).
+pub fn find_many(
+    conn: &mut PgConnection,
+    ids: &[String],
+) -> Result<Vec<ScheduleRecord>, StoreError> {
+    Ok(schedules::table
+        .filter(schedules::id.eq_any(ids))
+        .select(ScheduleRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .filter_map(|row| ScheduleRecord::try_from(row).ok())
+        .collect())
+}
+
 /// Locks the row for the rest of the transaction (`FOR NO KEY UPDATE`: other writers of
 /// the schedule wait, inserts of its runs, whose foreign key only needs a share lock, do
 /// not; a DELETE still waits for it).
