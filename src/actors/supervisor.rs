@@ -171,7 +171,10 @@ impl Supervisor {
             let records = schedules::find_many(conn, &wanted)?;
             let mut runs_of: HashMap<String, Vec<RunRow>> = HashMap::new();
             for run in runs::unfinished_of_many(conn, &wanted)? {
-                runs_of.entry(run.schedule_id.clone()).or_default().push(run);
+                runs_of
+                    .entry(run.schedule_id.clone())
+                    .or_default()
+                    .push(run);
             }
             Ok::<_, StoreError>(
                 records

@@ -188,6 +188,9 @@ impl InProcessServer {
     }
 }
 
+/// How long a child server may take to answer `/readyz` 200.
+const READY_WITHIN: Duration = Duration::from_secs(600);
+
 /// `wakeplane serve` as a child process, so its RSS is the server's alone.
 pub struct ChildServer {
     child: std::process::Child,
@@ -219,7 +222,16 @@ impl ChildServer {
         tuning: ServerTuning,
         log: &std::path::Path,
     ) -> Result<ChildServer> {
-        let bin = server_binary()?;
+        Self::start_binary(&server_binary()?, database_url, tuning, log).await
+    }
+
+    /// `start` with the server binary `bin` (e.g. another build, to compare).
+    pub async fn start_binary(
+        bin: &std::path::Path,
+        database_url: &str,
+        tuning: ServerTuning,
+        log: &std::path::Path,
+    ) -> Result<ChildServer> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .context("finding a free port")?
@@ -229,7 +241,7 @@ impl ChildServer {
             .append(true)
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
-        let mut cmd = Command::new(&bin);
+        let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .env("DATABASE_URL", database_url)
             .env("WAKEPLANE_HTTP_ADDR", format!("127.0.0.1:{port}"))
@@ -259,7 +271,7 @@ impl ChildServer {
             spawned_at,
         };
         let api = Api::new(&server.base)?;
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + READY_WITHIN;
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
                 bail!(
@@ -273,7 +285,8 @@ impl ChildServer {
             if Instant::now() > deadline {
                 server.stop();
                 bail!(
-                    "wakeplane was not ready within 120 s; see {}",
+                    "wakeplane was not ready within {} s; see {}",
+                    READY_WITHIN.as_secs(),
                     log.display()
                 );
             }

@@ -1,18 +1,20 @@
 //! `wakeplane-bench`: benchmark scenarios that print numbers (never pass/fail).
 //!
 //! Each run starts its own PostgreSQL and the real server — in this process on its own
-//! actix System, or, for `memory`, as a child `wakeplane` process so its RSS is the
-//! server's alone — drives it over HTTP, and reads results back from the database.
+//! actix System, or, for `memory` and `boot`, as a child `wakeplane` process so its RSS
+//! and start-up are the server's alone — drives it over HTTP, and reads results back from the database.
 //!
 //! ```sh
 //! cargo build --release --bins
 //! cargo run --release --bin wakeplane-bench -- fire-lag --schedules 1000
 //! cargo run --release --bin wakeplane-bench -- throughput --runs 5000 --schedules 8
 //! cargo run --release --bin wakeplane-bench -- memory --schedules 100000
+//! cargo run --release --bin wakeplane-bench -- boot --schedules 100000
 //! ```
 //!
 //! See benches/README.md for what each scenario measures and recorded numbers.
 
+mod boot;
 mod env;
 mod fire_lag;
 mod memory;
@@ -51,6 +53,8 @@ enum Scenario {
     Throughput(throughput::ThroughputArgs),
     /// RSS of a `wakeplane` child holding N idle schedule actors.
     Memory(memory::MemoryArgs),
+    /// Process start → ready with N schedules and every actor armed.
+    Boot(boot::BootArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,9 +73,16 @@ fn run() -> Result<()> {
         workers: cli.workers,
         db_pool_size: cli.db_pool_size,
     };
-    if let Scenario::Memory(_) = cli.scenario {
+    match &cli.scenario {
         // Fail before starting PostgreSQL when the server binary is missing.
-        env::server_binary()?;
+        Scenario::Memory(_)
+        | Scenario::Boot(boot::BootArgs {
+            server_binary: None,
+            ..
+        }) => {
+            env::server_binary()?;
+        }
+        _ => {}
     }
     env::progress(format_args!("starting PostgreSQL"));
     let db = env::Database::start(cli.durable)?;
@@ -84,6 +95,7 @@ fn run() -> Result<()> {
             Scenario::FireLag(args) => fire_lag::run(args, &db, tuning).await,
             Scenario::Throughput(args) => throughput::run(args, &db, tuning).await,
             Scenario::Memory(args) => memory::run(args, &db, tuning).await,
+            Scenario::Boot(args) => boot::run(args, &db, tuning).await,
         }
     })?;
     let mut facts = env::machine_facts(&db);
@@ -93,7 +105,7 @@ fn run() -> Result<()> {
             "WAKEPLANE_WORKERS={}, WAKEPLANE_DB_POOL_SIZE={}{}",
             cli.workers.map_or("default".into(), |w| w.to_string()),
             cli.db_pool_size.map_or("default".into(), |p| p.to_string()),
-            if matches!(cli.scenario, Scenario::Memory(_)) {
+            if matches!(cli.scenario, Scenario::Memory(_) | Scenario::Boot(_)) {
                 ", child process `wakeplane serve`"
             } else {
                 ", in-process (no log subscriber)"

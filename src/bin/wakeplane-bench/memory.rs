@@ -123,12 +123,12 @@ pub async fn run(args: &MemoryArgs, db: &Database, tuning: ServerTuning) -> Resu
     Ok(())
 }
 
-fn log_path() -> PathBuf {
+pub fn log_path() -> PathBuf {
     std::env::temp_dir().join(format!("wakeplane-bench-{}.log", std::process::id()))
 }
 
 /// `GET /v1/status` must count `n` schedules.
-async fn check_total(api: &Api, n: usize) -> Result<()> {
+pub async fn check_total(api: &Api, n: usize) -> Result<()> {
     let (status, body) = api.get("/v1/status").await?;
     let total = body["schedules"]["total"].as_u64();
     if status != 200 || total != Some(n as u64) {
@@ -138,7 +138,7 @@ async fn check_total(api: &Api, n: usize) -> Result<()> {
 }
 
 /// Inserts `n` idle schedules exactly as `POST /v1/schedules` would store them.
-fn insert_rows(db: &Database, n: usize) -> Result<Duration> {
+pub fn insert_rows(db: &Database, n: usize) -> Result<Duration> {
     let started = Instant::now();
     let mut conn = db.connect()?;
     let now = wakeplane::store::now();
