@@ -5,6 +5,7 @@
 #[path = "../api/helpers.rs"]
 mod helpers;
 
+mod boot;
 mod claims;
 mod misfire;
 mod overlap;
