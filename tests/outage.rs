@@ -167,6 +167,11 @@ async fn database_outage_gives_503_and_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Shown with `--nocapture`: the figures behind the assertions.
+    eprintln!(
+        "slowest /readyz 503 while down: {slowest:?}; first 200 {:?} after the database returned",
+        back_at.elapsed()
+    );
     let (s, b) = send(client.get(format!("{base}/v1/schedules"))).await;
     assert_eq!(s, 200, "{b}");
     let names: Vec<&str> = b["items"]
