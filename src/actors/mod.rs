@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use crate::domain::backoff::Backoff;
 use crate::metrics::Metrics;
 use health::HealthBoard;
 
@@ -63,6 +64,8 @@ pub struct Scheduler {
 /// How long start-up waits for a previous life's worker-id lock to go away (a killed
 /// process's session ends a moment after it dies).
 const WORKER_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// The wait between attempts to take the worker-id lock.
+const WORKER_LOCK_RETRY: Backoff = Backoff::constant(Duration::from_millis(250));
 
 /// Start-up refused: another live process uses this worker id on this database.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +88,7 @@ async fn lock_worker_id(
         match attempt {
             Ok(Ok(Some(conn))) => return Ok(Some(conn)),
             Ok(Ok(None)) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::time::sleep(WORKER_LOCK_RETRY.delay(0)).await;
             }
             Ok(Ok(None)) => return Err(WorkerIdInUse(worker_id.to_string())),
             Ok(Err(e)) => {

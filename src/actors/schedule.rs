@@ -21,6 +21,7 @@ use super::messages::{
 };
 use super::supervisor::{ActorStopped, Supervisor};
 use crate::commands::CommandError;
+use crate::domain::backoff::Backoff;
 use crate::domain::dispatch;
 use crate::domain::ids;
 use crate::domain::validation::{
@@ -35,6 +36,8 @@ use crate::store::{self, Store, StoreError};
 const MAX_TIMER: Duration = Duration::from_secs(3600);
 /// Wait before retrying a claim refused for capacity held elsewhere (another node).
 const CAPACITY_RETRY: Duration = Duration::from_secs(1);
+/// Database trouble: after n failures in a row, 0.5 s · 2^n, at most 30 s.
+const DB_BACKOFF: Backoff = Backoff::doubling(Duration::from_millis(500), Duration::from_secs(30));
 
 /// What an actor is doing, for health views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,11 +163,10 @@ impl ScheduleActor {
             .set_state(&self.id, name, state, next, self.restarts);
     }
 
-    /// Backoff for database trouble: 0.5 s doubling to 30 s.
+    /// The wait before retrying after database trouble ([`DB_BACKOFF`]).
     fn db_backoff(&mut self) -> Duration {
         self.db_failures = self.db_failures.saturating_add(1);
-        let ms = 500u64.saturating_mul(1 << self.db_failures.min(6));
-        Duration::from_millis(ms.min(30_000))
+        DB_BACKOFF.delay(self.db_failures)
     }
 
     /// Loads the schedule and its unfinished runs, then wakes up. The mailbox waits.

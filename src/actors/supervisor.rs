@@ -19,6 +19,7 @@ use super::materialiser::Materialiser;
 use super::messages::{Apply, CommandReply, Reload, StopFiring};
 use super::schedule::{ActorSnapshot, Inspect, ScheduleActor, ScheduleDeps};
 use crate::commands::CommandError;
+use crate::domain::backoff::Backoff;
 use crate::domain::ids;
 use crate::domain::validation::{parse_schedule, ScheduleBody, ValidationContext};
 use crate::store::schedules::{self, ScheduleRecord};
@@ -27,6 +28,9 @@ use crate::store::{self, Store, StoreError};
 
 /// How often housekeeping runs.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+/// Restarting a failed actor: 200 ms per restart so far, at most 10 s.
+const RESTART_BACKOFF: Backoff =
+    Backoff::linear(Duration::from_millis(200), Duration::from_secs(10));
 /// Changes are looked for this far behind the newest seen, to absorb clock skew.
 const SYNC_SLACK: chrono::Duration = chrono::Duration::seconds(5);
 
@@ -282,7 +286,7 @@ impl Handler<ActorStopped> for Supervisor {
         let restarts = msg.restarts + 1;
         self.restarts.insert(msg.id.clone(), restarts);
         self.board.record_restart();
-        let delay = Duration::from_millis(200 * u64::from(restarts.min(50)));
+        let delay = RESTART_BACKOFF.delay(restarts);
         tracing::warn!(schedule_id = %msg.id, restarts, error = ?msg.last_error, "restarting schedule actor");
         let id = msg.id;
         ctx.run_later(delay, move |act, ctx| {
