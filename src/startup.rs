@@ -126,7 +126,7 @@ impl Application {
         }
         let auth = web::Data::new(Auth(tokens));
         let state = web::Data::new(AppState {
-            commands: Commands::new(scheduler.supervisor.clone()),
+            commands: Commands::new(&scheduler),
             scheduler: scheduler.clone(),
             store,
             node_id: config.worker_id.clone(),

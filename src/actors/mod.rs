@@ -49,14 +49,15 @@ pub struct SchedulerConfig {
     pub targets: crate::security::TargetPolicy,
 }
 
-/// A running scheduler. Cheap to clone.
+/// A running scheduler. Cheap to clone. Its actors are private: commands reach them only
+/// through `commands::Commands`, reads through the health board.
 #[derive(Clone)]
 pub struct Scheduler {
-    pub supervisor: Addr<Supervisor>,
-    pub pool: Addr<ExecutorPool>,
+    supervisor: Addr<Supervisor>,
+    pool: Addr<ExecutorPool>,
     reaper: Addr<LeaseReaper>,
-    pub board: Arc<HealthBoard>,
-    pub config: SchedulerConfig,
+    board: Arc<HealthBoard>,
+    config: SchedulerConfig,
     /// The connection holding this process's worker-id lock; kept open, never used.
     _worker_lock: Arc<std::sync::Mutex<Option<diesel::PgConnection>>>,
 }
@@ -164,6 +165,22 @@ impl Scheduler {
             config,
             _worker_lock: Arc::new(std::sync::Mutex::new(worker_lock)),
         })
+    }
+
+    /// The Supervisor's address, for `commands::Commands` alone (the one way commands
+    /// enter the actor system).
+    pub(crate) fn supervisor(&self) -> Addr<Supervisor> {
+        self.supervisor.clone()
+    }
+
+    /// The running aggregates the actors keep for status, health and metrics.
+    pub fn board(&self) -> &HealthBoard {
+        &self.board
+    }
+
+    /// The configured executor pool size.
+    pub fn workers(&self) -> usize {
+        self.config.workers
     }
 
     /// Graceful shutdown: stop firing, drain running work for up to `drain`, cancel what is

@@ -17,10 +17,10 @@ use super::executor::ExecutorPool;
 use super::health::HealthBoard;
 use super::materialiser::{MaterialiseDue, Materialiser};
 use super::messages::{
-    Apply, CancelRun, CommandReply, Execute, Reload, RunEnd, RunEnded, ScheduleCommand, StopFiring,
+    CancelRun, CommandError, Delete, Execute, Patch, Pause, Reload, Replace, Resume, RunEnd,
+    RunEnded, StopFiring, Trigger,
 };
 use super::supervisor::{ActorStopped, Supervisor};
-use crate::commands::CommandError;
 use crate::domain::backoff::Backoff;
 use crate::domain::dispatch;
 use crate::domain::ids;
@@ -87,7 +87,7 @@ impl From<&ScheduleRecord> for Cached {
     fn from(r: &ScheduleRecord) -> Cached {
         Cached {
             name: r.spec.name.as_str().into(),
-            active: r.spec.enabled && r.paused_at.is_none(),
+            active: r.is_live(),
             next_run_at: r.next_run_at,
             policy: r.spec.policy,
             target: r.spec.target.clone(),
@@ -298,7 +298,7 @@ impl ScheduleActor {
         let fut = async move {
             asked
                 .await
-                .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
+                .unwrap_or_else(|e| Err(StoreError::Task(Box::new(e))))
         };
         ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok(m) => {
@@ -422,69 +422,58 @@ impl ScheduleActor {
         }));
     }
 
-    /// Runs a command's store work, then adopts the result.
-    fn apply(
-        &mut self,
-        command: ScheduleCommand,
-    ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
-        let store = self.deps.store.clone();
+    /// Records a manual run and queues it for dispatch.
+    fn trigger(&mut self, reason: String) -> ResponseActFuture<Self, Result<RunRow, CommandError>> {
         let id = self.id.clone();
-        match command {
-            ScheduleCommand::Replace(body) => self.update(move |_| body),
-            ScheduleCommand::Patch(patch) => {
-                self.update(move |current| merge_patch(&body_of(&current.spec), &patch))
-            }
-            ScheduleCommand::Pause => self.transition(|r, now| r.paused(now)),
-            ScheduleCommand::Resume => self.transition(|r, now| r.resumed(now)),
-            ScheduleCommand::Trigger { reason } => {
-                let fut = store.run(move |conn| {
-                    let now = store::now();
-                    let mut run =
-                        RunRow::new(&id, String::new(), now, now, RunStatus::Pending, 1, now);
-                    run.occurrence_key = ids::manual_occurrence_key(&run.id);
-                    run.trigger_reason = Some(reason);
-                    runs::insert_if_absent(conn, &run)?;
-                    Ok::<_, StoreError>(run)
-                });
-                Box::pin(fut.into_actor(self).map(|res, act, ctx| {
-                    let run = res.map_err(CommandError::from)?;
-                    tracing::info!(schedule_id = %act.id, run_id = %run.id, "manual run triggered");
-                    act.waiting.push((run.due_time, run.id.clone()));
-                    act.waiting.sort();
-                    act.dispatch(ctx);
-                    Ok(CommandReply::Run(Box::new(run)))
-                }))
-            }
-            ScheduleCommand::Delete => {
-                for run_id in self
-                    .active
-                    .iter()
-                    .chain(self.waiting.iter().map(|(_, id)| id))
-                {
-                    self.deps.pool.do_send(CancelRun {
-                        run_id: run_id.clone(),
-                    });
-                }
-                let fut = store.run(move |conn| schedules::delete(conn, &id));
-                Box::pin(fut.into_actor(self).map(|res, act, ctx| {
-                    match res.map_err(CommandError::from)? {
-                        true => {
-                            act.deleted = true;
-                            ctx.stop();
-                            Ok(CommandReply::Deleted)
-                        }
-                        false => Err(CommandError::NotFound),
-                    }
-                }))
-            }
+        let fut = self.deps.store.run(move |conn| {
+            let now = store::now();
+            let mut run = RunRow::new(&id, String::new(), now, now, RunStatus::Pending, 1, now);
+            run.occurrence_key = ids::manual_occurrence_key(&run.id);
+            run.trigger_reason = Some(reason);
+            runs::insert_if_absent(conn, &run)?;
+            Ok::<_, StoreError>(run)
+        });
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            let run = res?;
+            tracing::info!(schedule_id = %act.id, run_id = %run.id, "manual run triggered");
+            act.waiting.push((run.due_time, run.id.clone()));
+            act.waiting.sort();
+            act.dispatch(ctx);
+            Ok(run)
+        }))
+    }
+
+    /// Cancels this schedule's runs on this node, deletes the row, then stops.
+    fn delete(&mut self) -> ResponseActFuture<Self, Result<(), CommandError>> {
+        for run_id in self
+            .active
+            .iter()
+            .chain(self.waiting.iter().map(|(_, id)| id))
+        {
+            self.deps.pool.do_send(CancelRun {
+                run_id: run_id.clone(),
+            });
         }
+        let id = self.id.clone();
+        let fut = self
+            .deps
+            .store
+            .run(move |conn| schedules::delete(conn, &id));
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            if !res? {
+                return Err(CommandError::NotFound);
+            }
+            act.deleted = true;
+            ctx.stop();
+            Ok(())
+        }))
     }
 
     /// PUT/PATCH: validates the new body against the locked row and stores it.
     fn update(
         &mut self,
         make_body: impl FnOnce(&ScheduleRecord) -> ScheduleBody + Send + 'static,
-    ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
+    ) -> ResponseActFuture<Self, Result<ScheduleRecord, CommandError>> {
         self.transition_with(move |current, now| {
             let ctx = ValidationContext {
                 now,
@@ -499,7 +488,7 @@ impl ScheduleActor {
     fn transition(
         &mut self,
         f: impl FnOnce(&ScheduleRecord, DateTime<Utc>) -> ScheduleRecord + Send + 'static,
-    ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
+    ) -> ResponseActFuture<Self, Result<ScheduleRecord, CommandError>> {
         self.transition_with(move |r, now| Ok(f(r, now)))
     }
 
@@ -512,32 +501,17 @@ impl ScheduleActor {
         f: impl FnOnce(&ScheduleRecord, DateTime<Utc>) -> Result<ScheduleRecord, CommandError>
             + Send
             + 'static,
-    ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
+    ) -> ResponseActFuture<Self, Result<ScheduleRecord, CommandError>> {
         let id = self.id.clone();
         let armed_for = self.armed_for;
         let fut = self.deps.store.run(move |conn| {
             let now = store::now();
             let before = schedules::materialise_due(conn, &id, now, armed_for)?;
-            let mut attempted_name = String::new();
-            let record = schedules::update_with(conn, &id, |current| {
-                let next = f(current, now)?;
-                attempted_name = next.spec.name.clone();
-                Ok::<_, CommandError>(next)
-            })
-            .map_err(|e| match e {
-                CommandError::Store(StoreError::Conflict(c)) if c == "schedules_name_key" => {
-                    CommandError::NameTaken(attempted_name)
-                }
-                other => other,
-            })?;
-            let due = record.spec.enabled
-                && record.paused_at.is_none()
-                && record.next_run_at.is_some_and(|n| n <= now);
-            let materialised = if due {
+            let record = schedules::update_with(conn, &id, |current| f(current, now))?;
+            let materialised = match record.due_by(now) {
                 // The new definition's occurrences: no actor was armed for them.
-                Some(schedules::materialise_due(conn, &id, now, None).map_err(CommandError::from)?)
-            } else {
-                None
+                Some(_) => Some(schedules::materialise_due(conn, &id, now, None)?),
+                None => None,
             };
             Ok::<_, CommandError>((before, record, materialised))
         });
@@ -548,13 +522,13 @@ impl ScheduleActor {
                 Some(m) => {
                     let record = m.record.clone();
                     act.materialised(m, ctx);
-                    Ok(CommandReply::Schedule(Box::new(record)))
+                    Ok(record)
                 }
                 None => {
                     act.record = Some(Cached::from(&record));
                     act.wake(ctx);
                     act.dispatch(ctx);
-                    Ok(CommandReply::Schedule(Box::new(record)))
+                    Ok(record)
                 }
             }
         }))
@@ -584,10 +558,45 @@ impl Actor for ScheduleActor {
     }
 }
 
-impl Handler<Apply> for ScheduleActor {
-    type Result = ResponseActFuture<Self, Result<CommandReply, CommandError>>;
-    fn handle(&mut self, msg: Apply, _: &mut Self::Context) -> Self::Result {
-        self.apply(msg.command)
+impl Handler<Replace> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
+    fn handle(&mut self, msg: Replace, _: &mut Self::Context) -> Self::Result {
+        self.update(move |_| msg.body)
+    }
+}
+
+impl Handler<Patch> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
+    fn handle(&mut self, msg: Patch, _: &mut Self::Context) -> Self::Result {
+        self.update(move |current| merge_patch(&body_of(&current.spec), &msg.body))
+    }
+}
+
+impl Handler<Pause> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
+    fn handle(&mut self, _: Pause, _: &mut Self::Context) -> Self::Result {
+        self.transition(|r, now| r.paused(now))
+    }
+}
+
+impl Handler<Resume> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
+    fn handle(&mut self, _: Resume, _: &mut Self::Context) -> Self::Result {
+        self.transition(|r, now| r.resumed(now))
+    }
+}
+
+impl Handler<Trigger> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<RunRow, CommandError>>;
+    fn handle(&mut self, msg: Trigger, _: &mut Self::Context) -> Self::Result {
+        self.trigger(msg.reason)
+    }
+}
+
+impl Handler<Delete> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
+    fn handle(&mut self, _: Delete, _: &mut Self::Context) -> Self::Result {
+        self.delete()
     }
 }
 

@@ -11,19 +11,16 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, SubsecRound, Utc};
-use diesel::prelude::*;
 
 use super::executor::ExecutorPool;
 use super::health::HealthBoard;
 use super::materialiser::Materialiser;
-use super::messages::{Apply, CommandReply, Reload, StopFiring};
+use super::messages::{CommandError, Reload, Route, ScheduleCommand, StopFiring};
 use super::schedule::{ActorSnapshot, Inspect, ScheduleActor, ScheduleDeps};
-use crate::commands::CommandError;
 use crate::domain::backoff::Backoff;
 use crate::domain::ids;
 use crate::domain::validation::{parse_schedule, ScheduleBody, ValidationContext};
 use crate::store::schedules::{self, ScheduleRecord};
-use crate::store::schema;
 use crate::store::{self, Store, StoreError};
 
 /// How often housekeeping runs.
@@ -99,15 +96,9 @@ impl Supervisor {
         // landed late, or came from a node whose clock is a little behind, is still seen,
         // and quiet periods read nothing.
         let since = self.watermark.map(|w| w.min(Utc::now() - SYNC_SLACK));
-        let fut = self.store.run(move |conn| {
-            use schema::schedules::dsl as s;
-            let q = s::schedules.select((s::id, s::updated_at)).into_boxed();
-            let q = match since {
-                Some(w) => q.filter(s::updated_at.gt(w)),
-                None => q,
-            };
-            Ok::<_, StoreError>(q.load::<(String, DateTime<Utc>)>(conn)?)
-        });
+        let fut = self
+            .store
+            .run(move |conn| schedules::changed_since(conn, since));
         // Spawned, not awaited: a slow or absent database must never block commands.
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
             Ok(rows) => {
@@ -188,12 +179,8 @@ impl Handler<CreateSchedule> for Supervisor {
             .store
             .run(move |conn| schedules::insert(conn, &to_insert));
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
-            res.map_err(|e| match e {
-                StoreError::Conflict(c) if c == "schedules_name_key" => {
-                    CommandError::NameTaken(record.spec.name.clone())
-                }
-                other => other.into(),
-            })?;
+            res?;
+            tracing::info!(schedule_id = %record.id, "schedule created");
             act.remember(&record);
             act.spawn_actor(record.id.clone(), ctx);
             Ok(record)
@@ -201,9 +188,13 @@ impl Handler<CreateSchedule> for Supervisor {
     }
 }
 
-impl Handler<Apply> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<CommandReply, CommandError>>;
-    fn handle(&mut self, msg: Apply, _: &mut Self::Context) -> Self::Result {
+impl<C> Handler<Route<C>> for Supervisor
+where
+    C: ScheduleCommand,
+    ScheduleActor: Handler<C>,
+{
+    type Result = ResponseActFuture<Self, Result<C::Reply, CommandError>>;
+    fn handle(&mut self, msg: Route<C>, _: &mut Self::Context) -> Self::Result {
         if self.shutting_down {
             return Box::pin(fut::ready(Err(CommandError::SchedulerUnavailable)));
         }
@@ -232,8 +223,8 @@ impl Handler<Apply> for Supervisor {
                 let store = act.store.clone();
                 async move {
                     let addr = addr?;
-                    let target = msg.id.clone();
-                    match addr.send(msg).await {
+                    let target = msg.id;
+                    match addr.send(msg.command).await {
                         Ok(reply) => reply,
                         // The actor stopped before it took the command: deleted meanwhile
                         // (a racing DELETE), or restarting. The database says which.
@@ -251,7 +242,7 @@ impl Handler<Apply> for Supervisor {
                             act.inflight.remove(&id);
                         }
                     }
-                    if let Ok(CommandReply::Schedule(record)) = &reply {
+                    if let Some(record) = reply.as_ref().ok().and_then(C::changed) {
                         act.remember(record);
                     }
                     reply
