@@ -223,9 +223,9 @@ impl ScheduleActor {
             if self.active.contains(&run.id) {
                 continue;
             }
-            match run.status.as_str() {
-                "pending" => self.waiting.push((run.due_time, run.id)),
-                "retry_scheduled" => self.arm_retry(run.id, run.due_time, now, ctx),
+            match run.status {
+                RunStatus::Pending => self.waiting.push((run.due_time, run.id)),
+                RunStatus::RetryScheduled => self.arm_retry(run.id, run.due_time, now, ctx),
                 _ => {} // claimed/running elsewhere: the database counts them at claim time
             }
         }

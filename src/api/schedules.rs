@@ -228,7 +228,7 @@ pub async fn trigger(
         run_id: run.id,
         schedule_id: run.schedule_id,
         occurrence_key: run.occurrence_key,
-        status: run.status,
+        status: run.status.to_string(),
         created_at: run.created_at,
     }))
 }

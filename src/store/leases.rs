@@ -12,6 +12,7 @@ use diesel::prelude::*;
 
 use super::runs::{self, DeadLetterRow, ReceiptRow, RunRow};
 use super::schema::{schedule_runs, schedules, worker_leases};
+use super::status::literal_in;
 use super::StoreError;
 use crate::domain::backoff::{after_failure, AfterFailure};
 use crate::domain::ids;
@@ -85,11 +86,11 @@ pub fn claim_and_start(
     let started: Vec<RunRow> = diesel::update(
         schedule_runs::table
             .filter(schedule_runs::id.eq_any(&won))
-            .filter(schedule_runs::status.eq(RunStatus::Claimed.as_str()))
+            .filter(schedule_runs::status.eq(RunStatus::Claimed))
             .filter(schedule_runs::claimed_by_worker_id.eq(worker_id)),
     )
     .set((
-        schedule_runs::status.eq(RunStatus::Running.as_str()),
+        schedule_runs::status.eq(RunStatus::Running),
         schedule_runs::started_at.eq(started_at),
         schedule_runs::updated_at.eq(started_at),
     ))
@@ -135,9 +136,10 @@ fn claim_batch(
         // `schedule_runs_active_idx`.
         let mut active: HashMap<String, i64> = schedule_runs::table
             .filter(schedule_runs::schedule_id.eq_any(&schedule_ids))
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "status IN ('claimed', 'running')",
-            ))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&literal_in(
+                "status",
+                &RunStatus::ACTIVE,
+            )))
             .group_by(schedule_runs::schedule_id)
             .select((schedule_runs::schedule_id, diesel::dsl::count_star()))
             .load::<(String, i64)>(conn)?
@@ -149,7 +151,7 @@ fn claim_batch(
         let eligible: std::collections::HashSet<String> = schedule_runs::table
             .filter(schedule_runs::id.eq_any(&run_ids))
             .filter(schedule_runs::schedule_id.eq_any(&schedule_ids))
-            .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled"]))
+            .filter(schedule_runs::status.eq_any(RunStatus::WAITING))
             .filter(schedule_runs::due_time.le(now))
             .select(schedule_runs::id)
             .load::<String>(conn)?
@@ -183,11 +185,11 @@ fn claim_batch(
                 schedule_runs::table
                     .filter(schedule_runs::id.eq_any(&admitted))
                     .filter(schedule_runs::schedule_id.eq_any(&schedule_ids))
-                    .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled"]))
+                    .filter(schedule_runs::status.eq_any(RunStatus::WAITING))
                     .filter(schedule_runs::due_time.le(now)),
             )
             .set((
-                schedule_runs::status.eq(RunStatus::Claimed.as_str()),
+                schedule_runs::status.eq(RunStatus::Claimed),
                 schedule_runs::claimed_by_worker_id.eq(worker_id),
                 schedule_runs::claim_expires_at.eq(expires),
                 schedule_runs::updated_at.eq(now),
@@ -340,7 +342,7 @@ pub fn finish(
         let ids: Vec<&str> = items.iter().map(|(id, _)| id.as_str()).collect();
         let mut runs: HashMap<String, RunRow> = schedule_runs::table
             .filter(schedule_runs::id.eq_any(&ids))
-            .filter(schedule_runs::status.eq_any(["claimed", "running"]))
+            .filter(schedule_runs::status.eq_any(RunStatus::ACTIVE))
             .filter(schedule_runs::claimed_by_worker_id.eq(worker_id))
             .select(RunRow::as_select())
             .order(schedule_runs::id.asc())
@@ -469,7 +471,7 @@ fn end_run(
     }
     diesel::update(schedule_runs::table.find(&run.id))
         .set((
-            schedule_runs::status.eq(status.as_str()),
+            schedule_runs::status.eq(status),
             schedule_runs::finished_at.eq(now),
             schedule_runs::http_status_code.eq(c.http_status_code),
             schedule_runs::exit_code.eq(c.exit_code),
@@ -532,11 +534,11 @@ pub fn recover_expired(
                     .optional()?;
                 diesel::delete(worker_leases::table.find(&lease.run_id)).execute(conn)?;
                 let Some(run) = run else { continue };
-                match run.status()? {
+                match run.status {
                     RunStatus::Claimed => {
                         diesel::update(schedule_runs::table.find(&run.id))
                             .set((
-                                schedule_runs::status.eq(RunStatus::Pending.as_str()),
+                                schedule_runs::status.eq(RunStatus::Pending),
                                 schedule_runs::claimed_by_worker_id.eq(None::<String>),
                                 schedule_runs::claim_expires_at.eq(None::<DateTime<Utc>>),
                                 schedule_runs::updated_at.eq(now),

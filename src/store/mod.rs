@@ -10,6 +10,7 @@ pub mod paging;
 pub mod runs;
 pub mod schedules;
 pub mod schema;
+pub(crate) mod status;
 
 use std::time::Duration;
 

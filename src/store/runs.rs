@@ -24,7 +24,7 @@ pub struct RunRow {
     pub occurrence_key: String,
     pub nominal_time: DateTime<Utc>,
     pub due_time: DateTime<Utc>,
-    pub status: String,
+    pub status: RunStatus,
     pub attempt: i32,
     pub claimed_by_worker_id: Option<String>,
     pub claim_expires_at: Option<DateTime<Utc>>,
@@ -57,7 +57,7 @@ impl RunRow {
             occurrence_key,
             nominal_time,
             due_time,
-            status: status.as_str().to_string(),
+            status,
             attempt,
             claimed_by_worker_id: None,
             claim_expires_at: None,
@@ -72,13 +72,6 @@ impl RunRow {
             created_at: now,
             updated_at: now,
         }
-    }
-
-    /// The parsed status (a stored unknown status is corruption).
-    pub fn status(&self) -> Result<RunStatus, StoreError> {
-        self.status
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("run {}: {e}", self.id)))
     }
 }
 
@@ -140,7 +133,7 @@ pub fn list(
         q = q.filter(schedule_runs::schedule_id.eq(s.to_string()));
     }
     if let Some(s) = status {
-        q = q.filter(schedule_runs::status.eq(s.as_str()));
+        q = q.filter(schedule_runs::status.eq(s));
     }
     if let Some(c) = cursor {
         q = q.filter(
@@ -247,7 +240,7 @@ pub fn unfinished_of(
 ) -> Result<Vec<RunRow>, StoreError> {
     Ok(schedule_runs::table
         .filter(schedule_runs::schedule_id.eq(schedule_id))
-        .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled", "claimed", "running"]))
+        .filter(schedule_runs::status.eq_any(RunStatus::UNFINISHED))
         .select(RunRow::as_select())
         .order((schedule_runs::due_time.asc(), schedule_runs::id.asc()))
         .load(conn)?)
@@ -266,10 +259,10 @@ pub fn skip_waiting(
     Ok(diesel::update(
         schedule_runs::table
             .filter(schedule_runs::id.eq_any(run_ids))
-            .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled"])),
+            .filter(schedule_runs::status.eq_any(RunStatus::WAITING)),
     )
     .set((
-        schedule_runs::status.eq(RunStatus::Skipped.as_str()),
+        schedule_runs::status.eq(RunStatus::Skipped),
         schedule_runs::finished_at.eq(now),
         schedule_runs::error_text.eq(reason),
         schedule_runs::updated_at.eq(now),
