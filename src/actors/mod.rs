@@ -194,6 +194,42 @@ impl Scheduler {
     }
 }
 
+/// An actor future that runs inside `span`: every poll enters it, so what the future
+/// logs, and the store calls it makes (`Store::run` re-enters the caller's span), carry the
+/// span's fields. Actix handlers cannot take `#[tracing::instrument]`; this stands in.
+pub(crate) struct InSpan<F> {
+    span: tracing::Span,
+    inner: std::pin::Pin<Box<F>>,
+}
+
+impl<F> InSpan<F> {
+    /// Builds the future with `span` entered (so calls made while building it are inside
+    /// too), then keeps it entered on every poll.
+    pub(crate) fn build(span: tracing::Span, make: impl FnOnce() -> F) -> InSpan<F> {
+        let inner = Box::pin(span.in_scope(make));
+        InSpan { span, inner }
+    }
+}
+
+impl<A, F> ActorFuture<A> for InSpan<F>
+where
+    A: Actor,
+    F: ActorFuture<A>,
+{
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        act: &mut A,
+        ctx: &mut A::Context,
+        task: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.get_mut();
+        let _entered = this.span.enter();
+        this.inner.as_mut().poll(act, ctx, task)
+    }
+}
+
 /// Stops the reaper.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -18,9 +18,10 @@ use super::health::HealthBoard;
 use super::materialiser::{MaterialiseDue, Materialiser};
 use super::messages::{
     CancelRun, CommandError, Delete, Execute, Patch, Pause, Reload, Replace, Resume, RunEnd,
-    RunEnded, StopFiring, Trigger,
+    RunEnded, ScheduleCommand, StopFiring, Trigger,
 };
 use super::supervisor::{ActorStopped, Supervisor};
+use super::InSpan;
 use crate::domain::backoff::Backoff;
 use crate::domain::dispatch;
 use crate::domain::ids;
@@ -169,23 +170,40 @@ impl ScheduleActor {
         DB_BACKOFF.delay(self.db_failures)
     }
 
+    /// A span naming this schedule and what its actor is doing (`step`): log lines inside
+    /// it carry the schedule id without repeating it.
+    fn span(&self, step: &'static str) -> tracing::Span {
+        tracing::info_span!("schedule", schedule_id = %self.id, step)
+    }
+
+    /// Runs a command's future inside a span naming the command.
+    fn command<C: ScheduleCommand>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> ResponseActFuture<Self, Result<C::Reply, CommandError>>,
+    ) -> ResponseActFuture<Self, Result<C::Reply, CommandError>> {
+        Box::pin(InSpan::build(self.span(C::NAME), || f(self)))
+    }
+
     /// Loads the schedule and its unfinished runs, then wakes up. The mailbox waits.
     fn load(&mut self, ctx: &mut Context<Self>) {
-        let id = self.id.clone();
-        let fut = self.deps.store.run(move |conn| {
-            let record = schedules::find(conn, &id)?;
-            let runs = runs::unfinished_of(conn, &id)?;
-            Ok::<_, StoreError>((record, runs))
+        let loading = InSpan::build(self.span("load"), || {
+            let id = self.id.clone();
+            let fut = self.deps.store.run(move |conn| {
+                let record = schedules::find(conn, &id)?;
+                let runs = runs::unfinished_of(conn, &id)?;
+                Ok::<_, StoreError>((record, runs))
+            });
+            fut.into_actor(self).map(|res, act, ctx| match res {
+                Ok((record, runs)) => {
+                    act.db_failures = 0;
+                    act.adopt(record, runs, ctx);
+                    act.wake(ctx);
+                    act.dispatch(ctx);
+                }
+                Err(e) => act.store_failed(e, ctx, |act, ctx| act.load(ctx)),
+            })
         });
-        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok((record, runs)) => {
-                act.db_failures = 0;
-                act.adopt(record, runs, ctx);
-                act.wake(ctx);
-                act.dispatch(ctx);
-            }
-            Err(e) => act.store_failed(e, ctx, |act, ctx| act.load(ctx)),
-        }));
+        ctx.wait(loading);
     }
 
     /// Handles a store error: deleted → stop; outage → retry `again` later; else restart.
@@ -202,12 +220,12 @@ impl ScheduleActor {
             }
             StoreError::Unavailable(cause) => {
                 let delay = self.db_backoff();
-                tracing::warn!(schedule_id = %self.id, %cause, retry_in_ms = delay.as_millis() as u64, "database unavailable");
+                tracing::warn!(%cause, retry_in_ms = delay.as_millis() as u64, "database unavailable");
                 self.last_error = Some(format!("database unavailable: {cause}"));
                 self.set_timer(ctx, delay, again);
             }
             other => {
-                tracing::error!(schedule_id = %self.id, error = %other, "schedule actor failed; restarting");
+                tracing::error!(error = %other, "schedule actor failed; restarting");
                 self.last_error = Some(other.to_string());
                 ctx.stop();
             }
@@ -288,6 +306,7 @@ impl ScheduleActor {
             return self.wake(ctx);
         }
         self.set_state(ActorState::Firing);
+        let span = tracing::info_span!("schedule", schedule_id = %self.id, step = "fire", nominal = %nominal);
         let id = self.id.clone();
         let now = store::now();
         let asked = self.deps.materialiser.send(MaterialiseDue {
@@ -300,7 +319,7 @@ impl ScheduleActor {
                 .await
                 .unwrap_or_else(|e| Err(StoreError::Task(Box::new(e))))
         };
-        ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
+        let fired = fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok(m) => {
                 act.db_failures = 0;
                 act.last_fire_at = Some(woke_at.trunc_subsecs(6));
@@ -310,18 +329,22 @@ impl ScheduleActor {
                 act.materialised(m, ctx);
             }
             Err(e) => act.store_failed(e, ctx, |act, ctx| act.fire(ctx)),
-        }));
+        });
+        ctx.wait(InSpan::build(span, || fired));
     }
 
     /// Queues freshly materialised runs (oldest first) for dispatch.
     fn enqueue(&mut self, m: &Materialised) {
         for run in &m.runnable {
-            tracing::info!(schedule_id = %self.id, run_id = %run.id, occurrence_key = %run.occurrence_key,
+            tracing::info!(run_id = %run.id, occurrence_key = %run.occurrence_key,
                 attempt = run.attempt, "occurrence materialised");
             self.waiting.push((run.due_time, run.id.clone()));
         }
         if m.skipped > 0 {
-            tracing::info!(schedule_id = %self.id, skipped = m.skipped, "overdue occurrences skipped by the misfire policy");
+            tracing::info!(
+                skipped = m.skipped,
+                "overdue occurrences skipped by the misfire policy"
+            );
         }
         self.waiting.sort();
     }
@@ -352,7 +375,8 @@ impl ScheduleActor {
         let id = run_id.clone();
         let handle = ctx.run_later(delay, move |act, ctx| {
             act.retry_timers.remove(&id);
-            tracing::info!(schedule_id = %act.id, run_id = %id, "retry due");
+            let _span = act.span("retry").entered();
+            tracing::info!(run_id = %id, "retry due");
             act.waiting.push((due, id));
             act.waiting.sort();
             act.dispatch(ctx);
@@ -378,7 +402,7 @@ impl ScheduleActor {
             &waiting_ids,
         );
         for run_id in &plan.cancel {
-            tracing::info!(schedule_id = %self.id, run_id = %run_id, "cancelling active run (overlap replace)");
+            tracing::info!(run_id = %run_id, "cancelling active run (overlap replace)");
             self.cancelling.push(run_id.clone());
             self.deps.pool.do_send(CancelRun {
                 run_id: run_id.clone(),
@@ -415,11 +439,12 @@ impl ScheduleActor {
             .deps
             .store
             .run(move |conn| runs::skip_waiting(conn, &ids, &reason, store::now()));
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+        let skipping = fut.into_actor(self).map(|res, act, ctx| {
             if let Err(e) = res {
                 act.store_failed(e, ctx, |_, ctx| ctx.notify(Reload));
             }
-        }));
+        });
+        ctx.spawn(InSpan::build(tracing::Span::current(), || skipping));
     }
 
     /// Records a manual run and queues it for dispatch.
@@ -435,7 +460,7 @@ impl ScheduleActor {
         });
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             let run = res?;
-            tracing::info!(schedule_id = %act.id, run_id = %run.id, "manual run triggered");
+            tracing::info!(run_id = %run.id, "manual run triggered");
             act.waiting.push((run.due_time, run.id.clone()));
             act.waiting.sort();
             act.dispatch(ctx);
@@ -561,48 +586,51 @@ impl Actor for ScheduleActor {
 impl Handler<Replace> for ScheduleActor {
     type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
     fn handle(&mut self, msg: Replace, _: &mut Self::Context) -> Self::Result {
-        self.update(move |_| msg.body)
+        self.command::<Replace>(|act| act.update(move |_| msg.body))
     }
 }
 
 impl Handler<Patch> for ScheduleActor {
     type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
     fn handle(&mut self, msg: Patch, _: &mut Self::Context) -> Self::Result {
-        self.update(move |current| merge_patch(&body_of(&current.spec), &msg.body))
+        self.command::<Patch>(|act| {
+            act.update(move |current| merge_patch(&body_of(&current.spec), &msg.body))
+        })
     }
 }
 
 impl Handler<Pause> for ScheduleActor {
     type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
     fn handle(&mut self, _: Pause, _: &mut Self::Context) -> Self::Result {
-        self.transition(|r, now| r.paused(now))
+        self.command::<Pause>(|act| act.transition(|r, now| r.paused(now)))
     }
 }
 
 impl Handler<Resume> for ScheduleActor {
     type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
     fn handle(&mut self, _: Resume, _: &mut Self::Context) -> Self::Result {
-        self.transition(|r, now| r.resumed(now))
+        self.command::<Resume>(|act| act.transition(|r, now| r.resumed(now)))
     }
 }
 
 impl Handler<Trigger> for ScheduleActor {
     type Result = ResponseActFuture<Self, Result<RunRow, CommandError>>;
     fn handle(&mut self, msg: Trigger, _: &mut Self::Context) -> Self::Result {
-        self.trigger(msg.reason)
+        self.command::<Trigger>(|act| act.trigger(msg.reason))
     }
 }
 
 impl Handler<Delete> for ScheduleActor {
     type Result = ResponseActFuture<Self, Result<(), CommandError>>;
     fn handle(&mut self, _: Delete, _: &mut Self::Context) -> Self::Result {
-        self.delete()
+        self.command::<Delete>(|act| act.delete())
     }
 }
 
 impl Handler<RunEnded> for ScheduleActor {
     type Result = ();
     fn handle(&mut self, msg: RunEnded, ctx: &mut Self::Context) {
+        let _span = self.span("run_ended").entered();
         let was_cancelling = self.cancelling.contains(&msg.run_id);
         self.active.retain(|id| *id != msg.run_id);
         self.cancelling.retain(|id| *id != msg.run_id);
@@ -613,7 +641,7 @@ impl Handler<RunEnded> for ScheduleActor {
                     self.last_error = Some(format!("run {} ended {status}", msg.run_id));
                 }
                 if let Some((retry_id, due)) = retry {
-                    tracing::info!(schedule_id = %self.id, run_id = %retry_id, due = %due, "retry scheduled");
+                    tracing::info!(run_id = %retry_id, due = %due, "retry scheduled");
                     self.arm_retry(retry_id, due, store::now(), ctx);
                 }
             }
@@ -623,6 +651,7 @@ impl Handler<RunEnded> for ScheduleActor {
                 if self.capacity_retry.is_none() {
                     self.capacity_retry = Some(ctx.run_later(CAPACITY_RETRY, |act, ctx| {
                         act.capacity_retry = None;
+                        let _span = act.span("capacity_retry").entered();
                         act.dispatch(ctx);
                     }));
                 }
@@ -634,7 +663,7 @@ impl Handler<RunEnded> for ScheduleActor {
             }
             RunEnd::Gone | RunEnd::ShuttingDown => {}
             RunEnd::Failed { error } => {
-                tracing::warn!(schedule_id = %self.id, run_id = %msg.run_id, %error, "run could not be processed; reloading");
+                tracing::warn!(run_id = %msg.run_id, %error, "run could not be processed; reloading");
                 self.last_error = Some(error);
                 ctx.run_later(Duration::from_secs(1), |_, ctx| ctx.notify(Reload));
             }

@@ -17,6 +17,7 @@ use super::health::HealthBoard;
 use super::materialiser::Materialiser;
 use super::messages::{CommandError, Reload, Route, ScheduleCommand, StopFiring};
 use super::schedule::{ActorSnapshot, Inspect, ScheduleActor, ScheduleDeps};
+use super::InSpan;
 use crate::domain::backoff::Backoff;
 use crate::domain::ids;
 use crate::domain::validation::{parse_schedule, ScheduleBody, ValidationContext};
@@ -201,7 +202,8 @@ where
         let known = self.registry.get(&msg.id).cloned();
         let store = self.store.clone();
         let id = msg.id.clone();
-        Box::pin(
+        let span = tracing::info_span!("command", command = C::NAME, schedule_id = %msg.id);
+        Box::pin(InSpan::build(span, || {
             async move {
                 if known.is_none() {
                     // Created by another node and not synced yet, or gone.
@@ -247,8 +249,8 @@ where
                     }
                     reply
                 })
-            }),
-        )
+            })
+        }))
     }
 }
 
