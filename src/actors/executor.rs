@@ -22,6 +22,7 @@ use tracing::Instrument;
 use super::health::HealthBoard;
 use super::messages::{CancelRun, Drain, Execute, RunEnd, RunEnded};
 use crate::domain::backoff::Backoff;
+use crate::domain::ids::RunId;
 use crate::domain::RunStatus;
 use crate::executors::{Executors, Outcome, OutcomeStatus, RunIdentity};
 use crate::store::leases::{self, Claim, ClaimRequest, Completion, Finished};
@@ -425,7 +426,7 @@ impl Handler<RunClaimed> for RunExecutor {
                         let id = run_id.clone();
                         match deps
                             .store
-                            .run(move |c| leases::renew(c, &id, &worker, ttl, store::now()))
+                            .run(move |c| leases::renew(c, RunId(&id), &worker, ttl, store::now()))
                             .await
                         {
                             Ok(true) => {}

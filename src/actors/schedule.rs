@@ -24,7 +24,7 @@ use super::supervisor::{ActorStopped, Supervisor};
 use super::InSpan;
 use crate::domain::backoff::Backoff;
 use crate::domain::dispatch;
-use crate::domain::ids;
+use crate::domain::ids::{self, ScheduleId};
 use crate::domain::validation::{
     body_of, merge_patch, parse_schedule, ScheduleBody, ValidationContext,
 };
@@ -452,7 +452,15 @@ impl ScheduleActor {
         let id = self.id.clone();
         let fut = self.deps.store.run(move |conn| {
             let now = store::now();
-            let mut run = RunRow::new(&id, String::new(), now, now, RunStatus::Pending, 1, now);
+            let mut run = RunRow::new(
+                ScheduleId(&id),
+                String::new(),
+                now,
+                now,
+                RunStatus::Pending,
+                1,
+                now,
+            );
             run.occurrence_key = ids::manual_occurrence_key(&run.id);
             run.trigger_reason = Some(reason);
             runs::insert_if_absent(conn, &run)?;

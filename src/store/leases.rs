@@ -15,7 +15,7 @@ use super::schema::{schedule_runs, schedules, worker_leases};
 use super::status::literal_in;
 use super::StoreError;
 use crate::domain::backoff::{after_failure, AfterFailure};
-use crate::domain::ids;
+use crate::domain::ids::{self, RunId, ScheduleId};
 use crate::domain::{RetryPolicy, RunStatus};
 
 /// The `error_text` of a run whose owner died while it ran.
@@ -300,7 +300,7 @@ fn insert_leases(
 /// Extends this worker's lease; `false` when the lease is gone (recovered by someone else).
 pub fn renew(
     conn: &mut PgConnection,
-    run_id: &str,
+    run_id: RunId<'_>,
     worker_id: &str,
     ttl: Duration,
     now: DateTime<Utc>,
@@ -309,7 +309,7 @@ pub fn renew(
     conn.transaction(|conn| {
         let n = diesel::update(
             worker_leases::table
-                .find(run_id)
+                .find(run_id.as_str())
                 .filter(worker_leases::worker_id.eq(worker_id)),
         )
         .set((
@@ -318,7 +318,7 @@ pub fn renew(
         ))
         .execute(conn)?;
         if n == 1 {
-            diesel::update(schedule_runs::table.find(run_id))
+            diesel::update(schedule_runs::table.find(run_id.as_str()))
                 .set(schedule_runs::claim_expires_at.eq(expires))
                 .execute(conn)?;
         }
@@ -494,7 +494,7 @@ fn end_run(
             } => {
                 let due = now + Duration::seconds(delay_seconds);
                 let mut next = RunRow::new(
-                    &run.schedule_id,
+                    ScheduleId(&run.schedule_id),
                     run.occurrence_key.clone(),
                     run.nominal_time,
                     due,

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use super::paging::{page_from, Cursor, Page};
 use super::schema::{dead_letters, execution_receipts, schedule_runs};
 use super::StoreError;
-use crate::domain::ids;
+use crate::domain::ids::{self, ScheduleId};
 use crate::domain::RunStatus;
 
 /// One row of `schedule_runs`.
@@ -43,7 +43,7 @@ pub struct RunRow {
 impl RunRow {
     /// A new run row in `status`, due at `due_time`; everything else empty.
     pub fn new(
-        schedule_id: &str,
+        schedule_id: ScheduleId<'_>,
         occurrence_key: String,
         nominal_time: DateTime<Utc>,
         due_time: DateTime<Utc>,
@@ -53,7 +53,7 @@ impl RunRow {
     ) -> RunRow {
         RunRow {
             id: ids::run_id(),
-            schedule_id: schedule_id.to_string(),
+            schedule_id: schedule_id.as_str().to_string(),
             occurrence_key,
             nominal_time,
             due_time,

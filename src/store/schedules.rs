@@ -12,7 +12,8 @@ use super::paging::{page_from, Cursor, Page};
 use super::runs::{self, RunRow};
 use super::schema::schedules;
 use super::StoreError;
-use crate::domain::{ids, misfire, RunStatus};
+use crate::domain::ids::{self, ScheduleId};
+use crate::domain::{misfire, RunStatus};
 use crate::domain::{Cadence, CronExpr, Policy, RetryPolicy, ScheduleSpec, Target};
 
 pub use crate::domain::lifecycle::ScheduleRecord;
@@ -385,7 +386,7 @@ fn materialise_due_within(
     let mut rows = Vec::with_capacity(plan.run.len() + plan.skip.len());
     for (i, nominal) in plan.skip.iter().enumerate() {
         let mut r = RunRow::new(
-            id,
+            ScheduleId(id),
             ids::occurrence_key(id, *nominal),
             *nominal,
             *nominal,
@@ -412,7 +413,7 @@ fn materialise_due_within(
         .iter()
         .map(|nominal| {
             RunRow::new(
-                id,
+                ScheduleId(id),
                 ids::occurrence_key(id, *nominal),
                 *nominal,
                 *nominal,
