@@ -1,48 +1,20 @@
-//! Provides `Commands`, the handle the HTTP API uses to change schedules: every command
-//! goes to the Supervisor, which creates schedules and routes the rest to their actor.
-//!
-//! Handlers never mutate schedule state themselves.
+//! Provides `Commands`, the thin handle the HTTP API holds to change schedules: every
+//! command goes to the Supervisor, which creates schedules and routes the rest to their
+//! actor. The vocabulary (messages, typed replies, `CommandError`) lives in
+//! `actors::messages`; handlers never mutate schedule state themselves.
 
-use actix::Addr;
+use actix::{Addr, Handler};
 
-use crate::actors::messages::{Apply, CommandReply, ScheduleCommand};
-use crate::actors::supervisor::{CreateSchedule, Supervisor};
-use crate::domain::validation::{FieldError, ScheduleBody};
+pub use crate::actors::messages::CommandError;
+use crate::actors::messages::{
+    Delete, Patch, Pause, Replace, Resume, Route, ScheduleCommand, Trigger,
+};
+use crate::actors::schedule::ActorSnapshot;
+use crate::actors::supervisor::{CreateSchedule, InspectSchedule, Supervisor};
+use crate::actors::Scheduler;
+use crate::domain::validation::ScheduleBody;
 use crate::store::runs::RunRow;
 use crate::store::schedules::ScheduleRecord;
-use crate::store::StoreError;
-
-/// Why a command was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    #[error("validation failed")]
-    Validation(Vec<FieldError>),
-    #[error("a schedule named {0:?} already exists")]
-    NameTaken(String),
-    #[error("schedule not found")]
-    NotFound,
-    /// The actor system did not answer (shutting down); the change may or may not have
-    /// happened: read the schedule back.
-    #[error("the scheduler is not accepting commands")]
-    SchedulerUnavailable,
-    #[error(transparent)]
-    Store(StoreError),
-}
-
-impl From<StoreError> for CommandError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => CommandError::NotFound,
-            other => CommandError::Store(other),
-        }
-    }
-}
-
-impl From<diesel::result::Error> for CommandError {
-    fn from(e: diesel::result::Error) -> Self {
-        StoreError::from(e).into()
-    }
-}
 
 /// Cheap to clone; shared by every HTTP worker.
 #[derive(Clone)]
@@ -51,10 +23,13 @@ pub struct Commands {
 }
 
 impl Commands {
-    pub fn new(supervisor: Addr<Supervisor>) -> Commands {
-        Commands { supervisor }
+    pub fn new(scheduler: &Scheduler) -> Commands {
+        Commands {
+            supervisor: scheduler.supervisor(),
+        }
     }
 
+    #[tracing::instrument(name = "command", skip_all, fields(command = "create"))]
     pub async fn create(&self, body: ScheduleBody) -> Result<ScheduleRecord, CommandError> {
         self.supervisor
             .send(CreateSchedule { body })
@@ -62,26 +37,17 @@ impl Commands {
             .map_err(|_| CommandError::SchedulerUnavailable)?
     }
 
-    async fn apply(
-        &self,
-        id: String,
-        command: ScheduleCommand,
-    ) -> Result<CommandReply, CommandError> {
+    /// Routes `command` to schedule `id`'s actor and waits for its typed reply.
+    #[tracing::instrument(name = "command", skip_all, fields(command = C::NAME, schedule_id = %id))]
+    async fn route<C>(&self, id: String, command: C) -> Result<C::Reply, CommandError>
+    where
+        C: ScheduleCommand,
+        Supervisor: Handler<Route<C>>,
+    {
         self.supervisor
-            .send(Apply { id, command })
+            .send(Route { id, command })
             .await
             .map_err(|_| CommandError::SchedulerUnavailable)?
-    }
-
-    async fn schedule(
-        &self,
-        id: String,
-        command: ScheduleCommand,
-    ) -> Result<ScheduleRecord, CommandError> {
-        match self.apply(id, command).await? {
-            CommandReply::Schedule(r) => Ok(*r),
-            _ => Err(CommandError::SchedulerUnavailable),
-        }
     }
 
     /// PUT: the body is a complete definition.
@@ -90,40 +56,44 @@ impl Commands {
         id: String,
         body: ScheduleBody,
     ) -> Result<ScheduleRecord, CommandError> {
-        self.schedule(id, ScheduleCommand::Replace(body)).await
+        self.route(id, Replace { body }).await
     }
 
     /// PATCH: fields present change; policy and retry merge field by field.
     pub async fn patch(
         &self,
         id: String,
-        patch: ScheduleBody,
+        body: ScheduleBody,
     ) -> Result<ScheduleRecord, CommandError> {
-        self.schedule(id, ScheduleCommand::Patch(patch)).await
+        self.route(id, Patch { body }).await
     }
 
     pub async fn pause(&self, id: String) -> Result<ScheduleRecord, CommandError> {
-        self.schedule(id, ScheduleCommand::Pause).await
+        self.route(id, Pause).await
     }
 
     pub async fn resume(&self, id: String) -> Result<ScheduleRecord, CommandError> {
-        self.schedule(id, ScheduleCommand::Resume).await
+        self.route(id, Resume).await
     }
 
     /// Deletes the schedule: its actor cancels its active runs, then the row (and by
     /// cascade its history) goes.
     pub async fn delete(&self, id: String) -> Result<(), CommandError> {
-        match self.apply(id, ScheduleCommand::Delete).await? {
-            CommandReply::Deleted => Ok(()),
-            _ => Err(CommandError::SchedulerUnavailable),
-        }
+        self.route(id, Delete).await
     }
 
     /// Records a `pending` manual run keyed `manual:{run_id}`; the cadence is untouched.
     pub async fn trigger(&self, id: String, reason: String) -> Result<RunRow, CommandError> {
-        match self.apply(id, ScheduleCommand::Trigger { reason }).await? {
-            CommandReply::Run(r) => Ok(*r),
-            _ => Err(CommandError::SchedulerUnavailable),
-        }
+        self.route(id, Trigger { reason }).await
+    }
+
+    /// The live view of schedule `id`'s actor; `None` when no actor runs it here or the
+    /// system did not answer.
+    pub async fn inspect(&self, id: String) -> Option<ActorSnapshot> {
+        self.supervisor
+            .send(InspectSchedule { id })
+            .await
+            .ok()
+            .flatten()
     }
 }

@@ -17,6 +17,7 @@ use crate::api::auth::{self, Auth, Tokens};
 use crate::api::{self, AppState};
 use crate::commands::Commands;
 use crate::config::Config;
+use crate::domain::backoff::Backoff;
 use crate::executors::WorkflowRegistry;
 use crate::metrics::Metrics;
 use crate::pg::PgCluster;
@@ -55,6 +56,9 @@ impl Database {
     }
 }
 
+/// The wait between migration attempts while the database comes up.
+const MIGRATION_RETRY: Backoff = Backoff::constant(Duration::from_millis(500));
+
 /// Applies migrations, waiting up to `patience` for the database to come up. Blocking.
 pub fn migrate_with_patience(store: &Store, patience: Duration) -> Result<usize, StoreError> {
     let deadline = std::time::Instant::now() + patience;
@@ -62,7 +66,7 @@ pub fn migrate_with_patience(store: &Store, patience: Duration) -> Result<usize,
         match store.migrate() {
             Err(StoreError::Unavailable(cause)) if std::time::Instant::now() < deadline => {
                 tracing::warn!(%cause, "database not reachable yet; retrying migrations");
-                std::thread::sleep(Duration::from_millis(500));
+                std::thread::sleep(MIGRATION_RETRY.delay(0));
             }
             other => return other,
         }
@@ -122,7 +126,7 @@ impl Application {
         }
         let auth = web::Data::new(Auth(tokens));
         let state = web::Data::new(AppState {
-            commands: Commands::new(scheduler.supervisor.clone()),
+            commands: Commands::new(&scheduler),
             scheduler: scheduler.clone(),
             store,
             node_id: config.worker_id.clone(),

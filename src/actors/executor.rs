@@ -21,6 +21,8 @@ use tracing::Instrument;
 
 use super::health::HealthBoard;
 use super::messages::{CancelRun, Drain, Execute, RunEnd, RunEnded};
+use crate::domain::backoff::Backoff;
+use crate::domain::ids::RunId;
 use crate::domain::RunStatus;
 use crate::executors::{Executors, Outcome, OutcomeStatus, RunIdentity};
 use crate::store::leases::{self, Claim, ClaimRequest, Completion, Finished};
@@ -39,6 +41,9 @@ pub struct ExecutorDeps {
 
 /// Most runs claimed, or recorded, in one batch.
 const MAX_CLAIM_BATCH: usize = 64;
+/// Recording one outcome through an outage: 100 ms doubling, at most 2 s.
+const RECORD_BACKOFF: Backoff =
+    Backoff::doubling(Duration::from_millis(100), Duration::from_secs(2));
 
 /// Queues runs, claims them in batches and hands each claimed run to an idle executor.
 pub struct ExecutorPool {
@@ -421,7 +426,7 @@ impl Handler<RunClaimed> for RunExecutor {
                         let id = run_id.clone();
                         match deps
                             .store
-                            .run(move |c| leases::renew(c, &id, &worker, ttl, store::now()))
+                            .run(move |c| leases::renew(c, RunId(&id), &worker, ttl, store::now()))
                             .await
                         {
                             Ok(true) => {}
@@ -502,7 +507,7 @@ async fn record_alone(
     completion: Completion,
 ) -> Result<Finished, StoreError> {
     let deadline = std::time::Instant::now() + deps.lease_ttl;
-    let mut delay = Duration::from_millis(100);
+    let mut failures = 0;
     loop {
         let worker = deps.worker_id.clone();
         let item = vec![(run_id.clone(), completion.clone())];
@@ -514,8 +519,8 @@ async fn record_alone(
         match res {
             Err(StoreError::Unavailable(e)) if std::time::Instant::now() < deadline => {
                 tracing::warn!(run_id = %run_id, error = %e, "database unavailable while recording a run; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
+                tokio::time::sleep(RECORD_BACKOFF.delay(failures)).await;
+                failures += 1;
             }
             other => return other,
         }

@@ -1,16 +1,44 @@
 //! Defines the protocol shared by several actors: run execution requests, cancellation,
-//! run endings, schedule commands and shutdown. Private ticks stay in their actor's file.
+//! run endings, the schedule commands (each with its typed reply, and `CommandError`) and
+//! shutdown. Private ticks stay in their actor's file; nothing here knows about HTTP.
 
 use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
-use crate::commands::CommandError;
-use crate::domain::validation::ScheduleBody;
+use crate::domain::validation::{FieldError, ScheduleBody};
 use crate::domain::{RunStatus, Target};
 use crate::store::runs::RunRow;
 use crate::store::schedules::ScheduleRecord;
+use crate::store::StoreError;
+
+/// Why a command was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("a schedule named {0:?} already exists")]
+    NameTaken(String),
+    #[error("schedule not found")]
+    NotFound,
+    /// The actor system did not answer (shutting down); the change may or may not have
+    /// happened: read the schedule back.
+    #[error("the scheduler is not accepting commands")]
+    SchedulerUnavailable,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for CommandError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => CommandError::NotFound,
+            StoreError::NameTaken(name) => CommandError::NameTaken(name),
+            other => CommandError::Store(other),
+        }
+    }
+}
 
 /// ScheduleActor → ExecutorPool: claim this waiting run and execute it.
 #[derive(Message, Clone)]
@@ -59,31 +87,92 @@ pub struct RunEnded {
     pub end: RunEnd,
 }
 
-/// HTTP → Supervisor → ScheduleActor: a change to one schedule.
-#[derive(Debug, Clone)]
-pub enum ScheduleCommand {
-    Replace(ScheduleBody),
-    Patch(ScheduleBody),
-    Pause,
-    Resume,
-    Trigger { reason: String },
-    Delete,
+/// A change to one schedule, sent HTTP → Supervisor (wrapped in [`Route`]) →
+/// ScheduleActor, answered with its own typed `Reply`.
+pub trait ScheduleCommand:
+    Message<Result = Result<Self::Reply, CommandError>> + Send + std::fmt::Debug + 'static
+{
+    type Reply: Send + 'static;
+    /// What the command is called in spans and logs.
+    const NAME: &'static str;
+
+    /// The schedule as stored after the command, when the command changes it.
+    fn changed(_reply: &Self::Reply) -> Option<&ScheduleRecord> {
+        None
+    }
 }
 
-/// What a command produced.
-#[derive(Debug, Clone)]
-pub enum CommandReply {
-    Schedule(Box<ScheduleRecord>),
-    Run(Box<RunRow>),
-    Deleted,
-}
-
-/// HTTP → Supervisor → ScheduleActor: apply a command to schedule `id`.
+/// PUT: the body is a complete definition.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<CommandReply, CommandError>")]
-pub struct Apply {
+#[rtype(result = "Result<ScheduleRecord, CommandError>")]
+pub struct Replace {
+    pub body: ScheduleBody,
+}
+
+/// PATCH: fields present change; policy and retry merge field by field.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<ScheduleRecord, CommandError>")]
+pub struct Patch {
+    pub body: ScheduleBody,
+}
+
+/// Stop the timer (idempotent).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<ScheduleRecord, CommandError>")]
+pub struct Pause;
+
+/// Re-arm the timer; occurrences missed while paused follow the misfire rule.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<ScheduleRecord, CommandError>")]
+pub struct Resume;
+
+/// The commands answered with the schedule as stored after them.
+macro_rules! schedule_changes {
+    ($($command:ty => $name:literal),* $(,)?) => {$(
+        impl ScheduleCommand for $command {
+            type Reply = ScheduleRecord;
+            const NAME: &'static str = $name;
+            fn changed(reply: &ScheduleRecord) -> Option<&ScheduleRecord> {
+                Some(reply)
+            }
+        }
+    )*};
+}
+
+schedule_changes!(Replace => "replace", Patch => "patch", Pause => "pause", Resume => "resume");
+
+/// Record a `pending` manual run keyed `manual:{run_id}`; the cadence is untouched.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<RunRow, CommandError>")]
+pub struct Trigger {
+    pub reason: String,
+}
+
+impl ScheduleCommand for Trigger {
+    type Reply = RunRow;
+    const NAME: &'static str = "trigger";
+}
+
+/// Delete the schedule: its active runs are cancelled, then the row (and by cascade its
+/// history) goes.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct Delete;
+
+impl ScheduleCommand for Delete {
+    type Reply = ();
+    const NAME: &'static str = "delete";
+}
+
+/// HTTP → Supervisor: route `command` to the actor of schedule `id`.
+#[derive(Debug, Clone)]
+pub struct Route<C> {
     pub id: String,
-    pub command: ScheduleCommand,
+    pub command: C,
+}
+
+impl<C: ScheduleCommand> Message for Route<C> {
+    type Result = Result<C::Reply, CommandError>;
 }
 
 /// Supervisor/LeaseReaper → ScheduleActor: its runs or definition changed in the database

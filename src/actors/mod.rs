@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use crate::domain::backoff::Backoff;
 use crate::metrics::Metrics;
 use health::HealthBoard;
 
@@ -48,14 +49,15 @@ pub struct SchedulerConfig {
     pub targets: crate::security::TargetPolicy,
 }
 
-/// A running scheduler. Cheap to clone.
+/// A running scheduler. Cheap to clone. Its actors are private: commands reach them only
+/// through `commands::Commands`, reads through the health board.
 #[derive(Clone)]
 pub struct Scheduler {
-    pub supervisor: Addr<Supervisor>,
-    pub pool: Addr<ExecutorPool>,
+    supervisor: Addr<Supervisor>,
+    pool: Addr<ExecutorPool>,
     reaper: Addr<LeaseReaper>,
-    pub board: Arc<HealthBoard>,
-    pub config: SchedulerConfig,
+    board: Arc<HealthBoard>,
+    config: SchedulerConfig,
     /// The connection holding this process's worker-id lock; kept open, never used.
     _worker_lock: Arc<std::sync::Mutex<Option<diesel::PgConnection>>>,
 }
@@ -63,6 +65,8 @@ pub struct Scheduler {
 /// How long start-up waits for a previous life's worker-id lock to go away (a killed
 /// process's session ends a moment after it dies).
 const WORKER_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// The wait between attempts to take the worker-id lock.
+const WORKER_LOCK_RETRY: Backoff = Backoff::constant(Duration::from_millis(250));
 
 /// Start-up refused: another live process uses this worker id on this database.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +89,7 @@ async fn lock_worker_id(
         match attempt {
             Ok(Ok(Some(conn))) => return Ok(Some(conn)),
             Ok(Ok(None)) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::time::sleep(WORKER_LOCK_RETRY.delay(0)).await;
             }
             Ok(Ok(None)) => return Err(WorkerIdInUse(worker_id.to_string())),
             Ok(Err(e)) => {
@@ -163,6 +167,22 @@ impl Scheduler {
         })
     }
 
+    /// The Supervisor's address, for `commands::Commands` alone (the one way commands
+    /// enter the actor system).
+    pub(crate) fn supervisor(&self) -> Addr<Supervisor> {
+        self.supervisor.clone()
+    }
+
+    /// The running aggregates the actors keep for status, health and metrics.
+    pub fn board(&self) -> &HealthBoard {
+        &self.board
+    }
+
+    /// The configured executor pool size.
+    pub fn workers(&self) -> usize {
+        self.config.workers
+    }
+
     /// Graceful shutdown: stop firing, drain running work for up to `drain`, cancel what is
     /// left (recorded `cancelled`, leases released).
     pub async fn shutdown(&self, drain: Duration) {
@@ -171,6 +191,42 @@ impl Scheduler {
         let _ = self.pool.send(Drain { timeout: drain }).await;
         let _ = self.reaper.send(StopReaper).await;
         tracing::info!("scheduler stopped");
+    }
+}
+
+/// An actor future that runs inside `span`: every poll enters it, so what the future
+/// logs, and the store calls it makes (`Store::run` re-enters the caller's span), carry the
+/// span's fields. Actix handlers cannot take `#[tracing::instrument]`; this stands in.
+pub(crate) struct InSpan<F> {
+    span: tracing::Span,
+    inner: std::pin::Pin<Box<F>>,
+}
+
+impl<F> InSpan<F> {
+    /// Builds the future with `span` entered (so calls made while building it are inside
+    /// too), then keeps it entered on every poll.
+    pub(crate) fn build(span: tracing::Span, make: impl FnOnce() -> F) -> InSpan<F> {
+        let inner = Box::pin(span.in_scope(make));
+        InSpan { span, inner }
+    }
+}
+
+impl<A, F> ActorFuture<A> for InSpan<F>
+where
+    A: Actor,
+    F: ActorFuture<A>,
+{
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        act: &mut A,
+        ctx: &mut A::Context,
+        task: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.get_mut();
+        let _entered = this.span.enter();
+        this.inner.as_mut().poll(act, ctx, task)
     }
 }
 

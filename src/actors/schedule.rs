@@ -17,12 +17,14 @@ use super::executor::ExecutorPool;
 use super::health::HealthBoard;
 use super::materialiser::{MaterialiseDue, Materialiser};
 use super::messages::{
-    Apply, CancelRun, CommandReply, Execute, Reload, RunEnd, RunEnded, ScheduleCommand, StopFiring,
+    CancelRun, CommandError, Delete, Execute, Patch, Pause, Reload, Replace, Resume, RunEnd,
+    RunEnded, ScheduleCommand, StopFiring, Trigger,
 };
 use super::supervisor::{ActorStopped, Supervisor};
-use crate::commands::CommandError;
+use super::InSpan;
+use crate::domain::backoff::Backoff;
 use crate::domain::dispatch;
-use crate::domain::ids;
+use crate::domain::ids::{self, ScheduleId};
 use crate::domain::validation::{
     body_of, merge_patch, parse_schedule, ScheduleBody, ValidationContext,
 };
@@ -35,6 +37,8 @@ use crate::store::{self, Store, StoreError};
 const MAX_TIMER: Duration = Duration::from_secs(3600);
 /// Wait before retrying a claim refused for capacity held elsewhere (another node).
 const CAPACITY_RETRY: Duration = Duration::from_secs(1);
+/// Database trouble: after n failures in a row, 0.5 s · 2^n, at most 30 s.
+const DB_BACKOFF: Backoff = Backoff::doubling(Duration::from_millis(500), Duration::from_secs(30));
 
 /// What an actor is doing, for health views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +88,7 @@ impl From<&ScheduleRecord> for Cached {
     fn from(r: &ScheduleRecord) -> Cached {
         Cached {
             name: r.spec.name.as_str().into(),
-            active: r.spec.enabled && r.paused_at.is_none(),
+            active: r.is_live(),
             next_run_at: r.next_run_at,
             policy: r.spec.policy,
             target: r.spec.target.clone(),
@@ -176,25 +180,41 @@ impl ScheduleActor {
             .set_state(&self.id, name, state, next, self.restarts);
     }
 
-    /// Backoff for database trouble: 0.5 s doubling to 30 s.
+    /// The wait before retrying after database trouble ([`DB_BACKOFF`]).
     fn db_backoff(&mut self) -> Duration {
         self.db_failures = self.db_failures.saturating_add(1);
-        let ms = 500u64.saturating_mul(1 << self.db_failures.min(6));
-        Duration::from_millis(ms.min(30_000))
+        DB_BACKOFF.delay(self.db_failures)
+    }
+
+    /// A span naming this schedule and what its actor is doing (`step`): log lines inside
+    /// it carry the schedule id without repeating it.
+    fn span(&self, step: &'static str) -> tracing::Span {
+        tracing::info_span!("schedule", schedule_id = %self.id, step)
+    }
+
+    /// Runs a command's future inside a span naming the command.
+    fn command<C: ScheduleCommand>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> ResponseActFuture<Self, Result<C::Reply, CommandError>>,
+    ) -> ResponseActFuture<Self, Result<C::Reply, CommandError>> {
+        Box::pin(InSpan::build(self.span(C::NAME), || f(self)))
     }
 
     /// Loads the schedule and its unfinished runs, then wakes up. The mailbox waits.
     fn load(&mut self, ctx: &mut Context<Self>) {
-        let id = self.id.clone();
-        let fut = self.deps.store.run(move |conn| {
-            let record = schedules::find(conn, &id)?;
-            let runs = runs::unfinished_of(conn, &id)?;
-            Ok::<_, StoreError>((record, runs))
+        let loading = InSpan::build(self.span("load"), || {
+            let id = self.id.clone();
+            let fut = self.deps.store.run(move |conn| {
+                let record = schedules::find(conn, &id)?;
+                let runs = runs::unfinished_of(conn, &id)?;
+                Ok::<_, StoreError>((record, runs))
+            });
+            fut.into_actor(self).map(|res, act, ctx| match res {
+                Ok((record, runs)) => act.start_from(record, runs, ctx),
+                Err(e) => act.store_failed(e, ctx, |act, ctx| act.load(ctx)),
+            })
         });
-        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok((record, runs)) => act.start_from(record, runs, ctx),
-            Err(e) => act.store_failed(e, ctx, |act, ctx| act.load(ctx)),
-        }));
+        ctx.wait(loading);
     }
 
     /// Adopts what was read, then wakes up.
@@ -219,12 +239,12 @@ impl ScheduleActor {
             }
             StoreError::Unavailable(cause) => {
                 let delay = self.db_backoff();
-                tracing::warn!(schedule_id = %self.id, %cause, retry_in_ms = delay.as_millis() as u64, "database unavailable");
+                tracing::warn!(%cause, retry_in_ms = delay.as_millis() as u64, "database unavailable");
                 self.last_error = Some(format!("database unavailable: {cause}"));
                 self.set_timer(ctx, delay, again);
             }
             other => {
-                tracing::error!(schedule_id = %self.id, error = %other, "schedule actor failed; restarting");
+                tracing::error!(error = %other, "schedule actor failed; restarting");
                 self.last_error = Some(other.to_string());
                 ctx.stop();
             }
@@ -240,9 +260,9 @@ impl ScheduleActor {
             if self.active.contains(&run.id) {
                 continue;
             }
-            match run.status.as_str() {
-                "pending" => self.waiting.push((run.due_time, run.id)),
-                "retry_scheduled" => self.arm_retry(run.id, run.due_time, now, ctx),
+            match run.status {
+                RunStatus::Pending => self.waiting.push((run.due_time, run.id)),
+                RunStatus::RetryScheduled => self.arm_retry(run.id, run.due_time, now, ctx),
                 _ => {} // claimed/running elsewhere: the database counts them at claim time
             }
         }
@@ -305,6 +325,7 @@ impl ScheduleActor {
             return self.wake(ctx);
         }
         self.set_state(ActorState::Firing);
+        let span = tracing::info_span!("schedule", schedule_id = %self.id, step = "fire", nominal = %nominal);
         let id = self.id.clone();
         let now = store::now();
         let asked = self.deps.materialiser.send(MaterialiseDue {
@@ -315,9 +336,9 @@ impl ScheduleActor {
         let fut = async move {
             asked
                 .await
-                .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
+                .unwrap_or_else(|e| Err(StoreError::Task(Box::new(e))))
         };
-        ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
+        let fired = fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok(m) => {
                 act.db_failures = 0;
                 act.last_fire_at = Some(woke_at.trunc_subsecs(6));
@@ -327,18 +348,22 @@ impl ScheduleActor {
                 act.materialised(m, ctx);
             }
             Err(e) => act.store_failed(e, ctx, |act, ctx| act.fire(ctx)),
-        }));
+        });
+        ctx.wait(InSpan::build(span, || fired));
     }
 
     /// Queues freshly materialised runs (oldest first) for dispatch.
     fn enqueue(&mut self, m: &Materialised) {
         for run in &m.runnable {
-            tracing::info!(schedule_id = %self.id, run_id = %run.id, occurrence_key = %run.occurrence_key,
+            tracing::info!(run_id = %run.id, occurrence_key = %run.occurrence_key,
                 attempt = run.attempt, "occurrence materialised");
             self.waiting.push((run.due_time, run.id.clone()));
         }
         if m.skipped > 0 {
-            tracing::info!(schedule_id = %self.id, skipped = m.skipped, "overdue occurrences skipped by the misfire policy");
+            tracing::info!(
+                skipped = m.skipped,
+                "overdue occurrences skipped by the misfire policy"
+            );
         }
         self.waiting.sort();
     }
@@ -369,7 +394,8 @@ impl ScheduleActor {
         let id = run_id.clone();
         let handle = ctx.run_later(delay, move |act, ctx| {
             act.retry_timers.remove(&id);
-            tracing::info!(schedule_id = %act.id, run_id = %id, "retry due");
+            let _span = act.span("retry").entered();
+            tracing::info!(run_id = %id, "retry due");
             act.waiting.push((due, id));
             act.waiting.sort();
             act.dispatch(ctx);
@@ -395,7 +421,7 @@ impl ScheduleActor {
             &waiting_ids,
         );
         for run_id in &plan.cancel {
-            tracing::info!(schedule_id = %self.id, run_id = %run_id, "cancelling active run (overlap replace)");
+            tracing::info!(run_id = %run_id, "cancelling active run (overlap replace)");
             self.cancelling.push(run_id.clone());
             self.deps.pool.do_send(CancelRun {
                 run_id: run_id.clone(),
@@ -432,76 +458,74 @@ impl ScheduleActor {
             .deps
             .store
             .run(move |conn| runs::skip_waiting(conn, &ids, &reason, store::now()));
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+        let skipping = fut.into_actor(self).map(|res, act, ctx| {
             if let Err(e) = res {
                 act.store_failed(e, ctx, |_, ctx| ctx.notify(Reload));
             }
-        }));
+        });
+        ctx.spawn(InSpan::build(tracing::Span::current(), || skipping));
     }
 
-    /// Runs a command's store work, then adopts the result.
-    fn apply(
-        &mut self,
-        command: ScheduleCommand,
-    ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
-        let store = self.deps.store.clone();
+    /// Records a manual run and queues it for dispatch.
+    fn trigger(&mut self, reason: String) -> ResponseActFuture<Self, Result<RunRow, CommandError>> {
         let id = self.id.clone();
-        match command {
-            ScheduleCommand::Replace(body) => self.update(move |_| body),
-            ScheduleCommand::Patch(patch) => {
-                self.update(move |current| merge_patch(&body_of(&current.spec), &patch))
-            }
-            ScheduleCommand::Pause => self.transition(|r, now| r.paused(now)),
-            ScheduleCommand::Resume => self.transition(|r, now| r.resumed(now)),
-            ScheduleCommand::Trigger { reason } => {
-                let fut = store.run(move |conn| {
-                    let now = store::now();
-                    let mut run =
-                        RunRow::new(&id, String::new(), now, now, RunStatus::Pending, 1, now);
-                    run.occurrence_key = ids::manual_occurrence_key(&run.id);
-                    run.trigger_reason = Some(reason);
-                    runs::insert_if_absent(conn, &run)?;
-                    Ok::<_, StoreError>(run)
-                });
-                Box::pin(fut.into_actor(self).map(|res, act, ctx| {
-                    let run = res.map_err(CommandError::from)?;
-                    tracing::info!(schedule_id = %act.id, run_id = %run.id, "manual run triggered");
-                    act.waiting.push((run.due_time, run.id.clone()));
-                    act.waiting.sort();
-                    act.dispatch(ctx);
-                    Ok(CommandReply::Run(Box::new(run)))
-                }))
-            }
-            ScheduleCommand::Delete => {
-                for run_id in self
-                    .active
-                    .iter()
-                    .chain(self.waiting.iter().map(|(_, id)| id))
-                {
-                    self.deps.pool.do_send(CancelRun {
-                        run_id: run_id.clone(),
-                    });
-                }
-                let fut = store.run(move |conn| schedules::delete(conn, &id));
-                Box::pin(fut.into_actor(self).map(|res, act, ctx| {
-                    match res.map_err(CommandError::from)? {
-                        true => {
-                            act.deleted = true;
-                            ctx.stop();
-                            Ok(CommandReply::Deleted)
-                        }
-                        false => Err(CommandError::NotFound),
-                    }
-                }))
-            }
+        let fut = self.deps.store.run(move |conn| {
+            let now = store::now();
+            let mut run = RunRow::new(
+                ScheduleId(&id),
+                String::new(),
+                now,
+                now,
+                RunStatus::Pending,
+                1,
+                now,
+            );
+            run.occurrence_key = ids::manual_occurrence_key(&run.id);
+            run.trigger_reason = Some(reason);
+            runs::insert_if_absent(conn, &run)?;
+            Ok::<_, StoreError>(run)
+        });
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            let run = res?;
+            tracing::info!(run_id = %run.id, "manual run triggered");
+            act.waiting.push((run.due_time, run.id.clone()));
+            act.waiting.sort();
+            act.dispatch(ctx);
+            Ok(run)
+        }))
+    }
+
+    /// Cancels this schedule's runs on this node, deletes the row, then stops.
+    fn delete(&mut self) -> ResponseActFuture<Self, Result<(), CommandError>> {
+        for run_id in self
+            .active
+            .iter()
+            .chain(self.waiting.iter().map(|(_, id)| id))
+        {
+            self.deps.pool.do_send(CancelRun {
+                run_id: run_id.clone(),
+            });
         }
+        let id = self.id.clone();
+        let fut = self
+            .deps
+            .store
+            .run(move |conn| schedules::delete(conn, &id));
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            if !res? {
+                return Err(CommandError::NotFound);
+            }
+            act.deleted = true;
+            ctx.stop();
+            Ok(())
+        }))
     }
 
     /// PUT/PATCH: validates the new body against the locked row and stores it.
     fn update(
         &mut self,
         make_body: impl FnOnce(&ScheduleRecord) -> ScheduleBody + Send + 'static,
-    ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
+    ) -> ResponseActFuture<Self, Result<ScheduleRecord, CommandError>> {
         self.transition_with(move |current, now| {
             let ctx = ValidationContext {
                 now,
@@ -516,7 +540,7 @@ impl ScheduleActor {
     fn transition(
         &mut self,
         f: impl FnOnce(&ScheduleRecord, DateTime<Utc>) -> ScheduleRecord + Send + 'static,
-    ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
+    ) -> ResponseActFuture<Self, Result<ScheduleRecord, CommandError>> {
         self.transition_with(move |r, now| Ok(f(r, now)))
     }
 
@@ -529,32 +553,17 @@ impl ScheduleActor {
         f: impl FnOnce(&ScheduleRecord, DateTime<Utc>) -> Result<ScheduleRecord, CommandError>
             + Send
             + 'static,
-    ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
+    ) -> ResponseActFuture<Self, Result<ScheduleRecord, CommandError>> {
         let id = self.id.clone();
         let armed_for = self.armed_for;
         let fut = self.deps.store.run(move |conn| {
             let now = store::now();
             let before = schedules::materialise_due(conn, &id, now, armed_for)?;
-            let mut attempted_name = String::new();
-            let record = schedules::update_with(conn, &id, |current| {
-                let next = f(current, now)?;
-                attempted_name = next.spec.name.clone();
-                Ok::<_, CommandError>(next)
-            })
-            .map_err(|e| match e {
-                CommandError::Store(StoreError::Conflict(c)) if c == "schedules_name_key" => {
-                    CommandError::NameTaken(attempted_name)
-                }
-                other => other,
-            })?;
-            let due = record.spec.enabled
-                && record.paused_at.is_none()
-                && record.next_run_at.is_some_and(|n| n <= now);
-            let materialised = if due {
+            let record = schedules::update_with(conn, &id, |current| f(current, now))?;
+            let materialised = match record.due_by(now) {
                 // The new definition's occurrences: no actor was armed for them.
-                Some(schedules::materialise_due(conn, &id, now, None).map_err(CommandError::from)?)
-            } else {
-                None
+                Some(_) => Some(schedules::materialise_due(conn, &id, now, None)?),
+                None => None,
             };
             Ok::<_, CommandError>((before, record, materialised))
         });
@@ -565,13 +574,13 @@ impl ScheduleActor {
                 Some(m) => {
                     let record = m.record.clone();
                     act.materialised(m, ctx);
-                    Ok(CommandReply::Schedule(Box::new(record)))
+                    Ok(record)
                 }
                 None => {
                     act.record = Some(Cached::from(&record));
                     act.wake(ctx);
                     act.dispatch(ctx);
-                    Ok(CommandReply::Schedule(Box::new(record)))
+                    Ok(record)
                 }
             }
         }))
@@ -604,16 +613,54 @@ impl Actor for ScheduleActor {
     }
 }
 
-impl Handler<Apply> for ScheduleActor {
-    type Result = ResponseActFuture<Self, Result<CommandReply, CommandError>>;
-    fn handle(&mut self, msg: Apply, _: &mut Self::Context) -> Self::Result {
-        self.apply(msg.command)
+impl Handler<Replace> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
+    fn handle(&mut self, msg: Replace, _: &mut Self::Context) -> Self::Result {
+        self.command::<Replace>(|act| act.update(move |_| msg.body))
+    }
+}
+
+impl Handler<Patch> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
+    fn handle(&mut self, msg: Patch, _: &mut Self::Context) -> Self::Result {
+        self.command::<Patch>(|act| {
+            act.update(move |current| merge_patch(&body_of(&current.spec), &msg.body))
+        })
+    }
+}
+
+impl Handler<Pause> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
+    fn handle(&mut self, _: Pause, _: &mut Self::Context) -> Self::Result {
+        self.command::<Pause>(|act| act.transition(|r, now| r.paused(now)))
+    }
+}
+
+impl Handler<Resume> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
+    fn handle(&mut self, _: Resume, _: &mut Self::Context) -> Self::Result {
+        self.command::<Resume>(|act| act.transition(|r, now| r.resumed(now)))
+    }
+}
+
+impl Handler<Trigger> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<RunRow, CommandError>>;
+    fn handle(&mut self, msg: Trigger, _: &mut Self::Context) -> Self::Result {
+        self.command::<Trigger>(|act| act.trigger(msg.reason))
+    }
+}
+
+impl Handler<Delete> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<(), CommandError>>;
+    fn handle(&mut self, _: Delete, _: &mut Self::Context) -> Self::Result {
+        self.command::<Delete>(|act| act.delete())
     }
 }
 
 impl Handler<RunEnded> for ScheduleActor {
     type Result = ();
     fn handle(&mut self, msg: RunEnded, ctx: &mut Self::Context) {
+        let _span = self.span("run_ended").entered();
         let was_cancelling = self.cancelling.contains(&msg.run_id);
         self.active.retain(|id| *id != msg.run_id);
         self.cancelling.retain(|id| *id != msg.run_id);
@@ -624,7 +671,7 @@ impl Handler<RunEnded> for ScheduleActor {
                     self.last_error = Some(format!("run {} ended {status}", msg.run_id));
                 }
                 if let Some((retry_id, due)) = retry {
-                    tracing::info!(schedule_id = %self.id, run_id = %retry_id, due = %due, "retry scheduled");
+                    tracing::info!(run_id = %retry_id, due = %due, "retry scheduled");
                     self.arm_retry(retry_id, due, store::now(), ctx);
                 }
             }
@@ -634,6 +681,7 @@ impl Handler<RunEnded> for ScheduleActor {
                 if self.capacity_retry.is_none() {
                     self.capacity_retry = Some(ctx.run_later(CAPACITY_RETRY, |act, ctx| {
                         act.capacity_retry = None;
+                        let _span = act.span("capacity_retry").entered();
                         act.dispatch(ctx);
                     }));
                 }
@@ -645,7 +693,7 @@ impl Handler<RunEnded> for ScheduleActor {
             }
             RunEnd::Gone | RunEnd::ShuttingDown => {}
             RunEnd::Failed { error } => {
-                tracing::warn!(schedule_id = %self.id, run_id = %msg.run_id, %error, "run could not be processed; reloading");
+                tracing::warn!(run_id = %msg.run_id, %error, "run could not be processed; reloading");
                 self.last_error = Some(error);
                 ctx.run_later(Duration::from_secs(1), |_, ctx| ctx.notify(Reload));
             }

@@ -12,23 +12,25 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, SubsecRound, Utc};
-use diesel::prelude::*;
 
 use super::executor::ExecutorPool;
 use super::health::HealthBoard;
 use super::materialiser::Materialiser;
-use super::messages::{Apply, CommandReply, Reload, StopFiring};
+use super::messages::{CommandError, Reload, Route, ScheduleCommand, StopFiring};
 use super::schedule::{ActorSnapshot, Inspect, Loaded, ScheduleActor, ScheduleDeps};
-use crate::commands::CommandError;
+use super::InSpan;
+use crate::domain::backoff::Backoff;
 use crate::domain::ids;
 use crate::domain::validation::{parse_schedule, ScheduleBody, ValidationContext};
 use crate::store::runs::{self, RunRow};
 use crate::store::schedules::{self, ScheduleRecord};
-use crate::store::schema;
 use crate::store::{self, Store, StoreError};
 
 /// How often housekeeping runs.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+/// Restarting a failed actor: 200 ms per restart so far, at most 10 s.
+const RESTART_BACKOFF: Backoff =
+    Backoff::linear(Duration::from_millis(200), Duration::from_secs(10));
 /// Changes are looked for this far behind the newest seen, to absorb clock skew.
 const SYNC_SLACK: chrono::Duration = chrono::Duration::seconds(5);
 /// Schedules read per query when starting their actors.
@@ -120,15 +122,9 @@ impl Supervisor {
         // landed late, or came from a node whose clock is a little behind, is still seen,
         // and quiet periods read nothing.
         let since = self.watermark.map(|w| w.min(Utc::now() - SYNC_SLACK));
-        let fut = self.store.run(move |conn| {
-            use schema::schedules::dsl as s;
-            let q = s::schedules.select((s::id, s::updated_at)).into_boxed();
-            let q = match since {
-                Some(w) => q.filter(s::updated_at.gt(w)),
-                None => q,
-            };
-            Ok::<_, StoreError>(q.load::<(String, DateTime<Utc>)>(conn)?)
-        });
+        let fut = self
+            .store
+            .run(move |conn| schedules::changed_since(conn, since));
         // Spawned, not awaited: a slow or absent database must never block commands.
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
             Ok(rows) => {
@@ -264,12 +260,8 @@ impl Handler<CreateSchedule> for Supervisor {
             .store
             .run(move |conn| schedules::insert(conn, &to_insert));
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
-            res.map_err(|e| match e {
-                StoreError::Conflict(c) if c == "schedules_name_key" => {
-                    CommandError::NameTaken(record.spec.name.clone())
-                }
-                other => other.into(),
-            })?;
+            res?;
+            tracing::info!(schedule_id = %record.id, "schedule created");
             act.remember(&record);
             act.spawn_actor(record.id.clone(), ctx);
             Ok(record)
@@ -277,16 +269,21 @@ impl Handler<CreateSchedule> for Supervisor {
     }
 }
 
-impl Handler<Apply> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<CommandReply, CommandError>>;
-    fn handle(&mut self, msg: Apply, _: &mut Self::Context) -> Self::Result {
+impl<C> Handler<Route<C>> for Supervisor
+where
+    C: ScheduleCommand,
+    ScheduleActor: Handler<C>,
+{
+    type Result = ResponseActFuture<Self, Result<C::Reply, CommandError>>;
+    fn handle(&mut self, msg: Route<C>, _: &mut Self::Context) -> Self::Result {
         if self.shutting_down {
             return Box::pin(fut::ready(Err(CommandError::SchedulerUnavailable)));
         }
         let known = self.registry.get(&msg.id).cloned();
         let store = self.store.clone();
         let id = msg.id.clone();
-        Box::pin(
+        let span = tracing::info_span!("command", command = C::NAME, schedule_id = %msg.id);
+        Box::pin(InSpan::build(span, || {
             async move {
                 if known.is_none() {
                     // Created by another node and not synced yet, or gone.
@@ -308,8 +305,8 @@ impl Handler<Apply> for Supervisor {
                 let store = act.store.clone();
                 async move {
                     let addr = addr?;
-                    let target = msg.id.clone();
-                    match addr.send(msg).await {
+                    let target = msg.id;
+                    match addr.send(msg.command).await {
                         Ok(reply) => reply,
                         // The actor stopped before it took the command: deleted meanwhile
                         // (a racing DELETE), or restarting. The database says which.
@@ -327,13 +324,13 @@ impl Handler<Apply> for Supervisor {
                             act.inflight.remove(&id);
                         }
                     }
-                    if let Ok(CommandReply::Schedule(record)) = &reply {
+                    if let Some(record) = reply.as_ref().ok().and_then(C::changed) {
                         act.remember(record);
                     }
                     reply
                 })
-            }),
-        )
+            })
+        }))
     }
 }
 
@@ -362,7 +359,7 @@ impl Handler<ActorStopped> for Supervisor {
         let restarts = msg.restarts + 1;
         self.restarts.insert(msg.id.clone(), restarts);
         self.board.record_restart();
-        let delay = Duration::from_millis(200 * u64::from(restarts.min(50)));
+        let delay = RESTART_BACKOFF.delay(restarts);
         tracing::warn!(schedule_id = %msg.id, restarts, error = ?msg.last_error, "restarting schedule actor");
         let id = msg.id;
         ctx.run_later(delay, move |act, ctx| {

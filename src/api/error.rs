@@ -137,6 +137,7 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable
             }
             StoreError::NotFound => ApiError::NotFound("not found".into()),
+            e @ StoreError::NameTaken(_) => ApiError::Conflict(e.to_string()),
             StoreError::Conflict(c) => {
                 ApiError::Conflict(format!("conflicts with an existing row ({c})"))
             }

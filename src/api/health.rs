@@ -98,7 +98,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
     }
     let counts = counts.ok();
     let (size, idle) = state.store.pool_state();
-    let view = state.scheduler.board.view(chrono::Utc::now());
+    let view = state.scheduler.board().view(chrono::Utc::now());
     let c = counts.as_ref();
     let n = |f: &dyn Fn(&Counts) -> i64| c.map(f);
     HttpResponse::Ok().json(StatusView {
@@ -122,7 +122,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         },
         workers: WorkersStatus {
             active: view.workers_active,
-            capacity: view.workers_capacity.max(state.scheduler.config.workers),
+            capacity: view.workers_capacity.max(state.scheduler.workers()),
             claimed_but_expired: n(&|c| c.leases_expired),
         },
         schedules: ScheduleCounts {
@@ -211,7 +211,7 @@ pub struct RunCounts {
 /// `/v1/metrics`: Prometheus text. Stored-state gauges are refreshed from the database
 /// first; if it is down they keep their last values and the live ones still answer.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let m = state.scheduler.board.metrics();
+    let m = state.scheduler.board().metrics();
     match counts(&state).await {
         Ok(c) => {
             let total: i64 = c.by_status.iter().map(|(_, n)| n).sum();

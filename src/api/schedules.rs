@@ -12,7 +12,6 @@ use super::views::{
     ScheduleSummaryView, ScheduleView, TriggerBody, TriggeredView, UpcomingView,
 };
 use super::AppState;
-use crate::actors::supervisor::InspectSchedule;
 use crate::commands::CommandError;
 use crate::domain::validation::ScheduleBody;
 use crate::domain::RunStatus;
@@ -29,9 +28,7 @@ impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         match e {
             CommandError::Validation(details) => ApiError::Validation(details),
-            CommandError::NameTaken(name) => {
-                ApiError::Conflict(format!("a schedule named {name:?} already exists"))
-            }
+            e @ CommandError::NameTaken(_) => ApiError::Conflict(e.to_string()),
             CommandError::NotFound => ApiError::NotFound("schedule not found".into()),
             CommandError::SchedulerUnavailable => ApiError::Unavailable,
             CommandError::Store(e) => e.into(),
@@ -116,12 +113,10 @@ pub async fn get(
         .await
         .map_err(CommandError::from)?;
     let mut view = ScheduleView::from(&record);
-    let snapshot = state.scheduler.supervisor.send(InspectSchedule { id });
     // An actor busy in a slow transaction must not stall a read: its block is then null.
-    view.actor = tokio::time::timeout(INSPECT_TIMEOUT, snapshot)
+    view.actor = tokio::time::timeout(INSPECT_TIMEOUT, state.commands.inspect(id))
         .await
         .ok()
-        .and_then(Result::ok)
         .flatten()
         .and_then(|snapshot| serde_json::to_value(snapshot).ok());
     Ok(HttpResponse::Ok().json(view))
@@ -233,7 +228,7 @@ pub async fn trigger(
         run_id: run.id,
         schedule_id: run.schedule_id,
         occurrence_key: run.occurrence_key,
-        status: run.status,
+        status: run.status.to_string(),
         created_at: run.created_at,
     }))
 }

@@ -1,8 +1,79 @@
-//! Defines the retry backoff formula: when the next attempt of a failed run becomes due.
-//!
-//! `delay = min(initial_delay_seconds * 2^(attempt-1), max_delay_seconds)`. Pure.
+//! Defines every backoff wakeplane uses: the retry formula for failed runs
+//! (`delay = min(initial_delay_seconds * 2^(attempt-1), max_delay_seconds)`) and the
+//! waits before retrying database work, restarting an actor or taking a lock. Pure.
+
+use std::time::Duration;
 
 use super::schedule::{RetryPolicy, RetryStrategy};
+
+/// How a delay grows with the number of failures so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Growth {
+    /// The same delay every time.
+    Constant,
+    /// `base * n`.
+    Linear,
+    /// `base * 2^n`.
+    Doubling,
+}
+
+/// A delay schedule: `base` grown by `growth`, never above `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub growth: Growth,
+    pub max: Duration,
+}
+
+impl Backoff {
+    pub const fn constant(delay: Duration) -> Backoff {
+        Backoff {
+            base: delay,
+            growth: Growth::Constant,
+            max: delay,
+        }
+    }
+
+    pub const fn linear(base: Duration, max: Duration) -> Backoff {
+        Backoff {
+            base,
+            growth: Growth::Linear,
+            max,
+        }
+    }
+
+    pub const fn doubling(base: Duration, max: Duration) -> Backoff {
+        Backoff {
+            base,
+            growth: Growth::Doubling,
+            max,
+        }
+    }
+
+    /// The delay after `n` failures (what `n` counts is the caller's: failures so far, or
+    /// failures before this one). Saturates instead of overflowing.
+    pub fn delay(&self, n: u32) -> Duration {
+        let grown = match self.growth {
+            Growth::Constant => self.base,
+            Growth::Linear => self.base.saturating_mul(n),
+            Growth::Doubling => {
+                if self.base.is_zero() {
+                    return Duration::ZERO;
+                }
+                // At most ~100 doublings reach `Duration::MAX`, so this loop is short.
+                let mut d = self.base;
+                for _ in 0..n {
+                    if d >= self.max {
+                        break;
+                    }
+                    d = d.saturating_mul(2);
+                }
+                d
+            }
+        };
+        grown.min(self.max)
+    }
+}
 
 /// What happens after attempt `attempt` of an occurrence failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,13 +100,13 @@ pub fn after_failure(retry: &RetryPolicy, attempt: i32) -> AfterFailure {
 
 /// The delay before the attempt that follows failed attempt `attempt`.
 pub fn delay_seconds(retry: &RetryPolicy, attempt: i32) -> i64 {
-    let initial = i64::from(retry.initial_delay_seconds.max(0));
-    let max = i64::from(retry.max_delay_seconds.max(0));
-    let exponent = u32::try_from(attempt.saturating_sub(1))
-        .unwrap_or(0)
-        .min(62);
-    let factor = 1i64.checked_shl(exponent).unwrap_or(i64::MAX);
-    initial.saturating_mul(factor).min(max)
+    let seconds = |s: i32| Duration::from_secs(u64::try_from(s).unwrap_or(0));
+    let backoff = Backoff::doubling(
+        seconds(retry.initial_delay_seconds),
+        seconds(retry.max_delay_seconds),
+    );
+    let failures_before = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0);
+    i64::try_from(backoff.delay(failures_before).as_secs()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -83,6 +154,32 @@ mod tests {
             }
         );
         assert_eq!(after_failure(&p, 3), AfterFailure::DeadLetter);
+    }
+
+    #[test]
+    fn doubling_linear_and_constant_grow_as_named_and_cap() {
+        let ms = Duration::from_millis;
+        let doubling = Backoff::doubling(ms(500), ms(30_000));
+        let got: Vec<u64> = (0..9)
+            .map(|n| doubling.delay(n).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            got,
+            vec![500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]
+        );
+        assert_eq!(doubling.delay(u32::MAX), ms(30_000));
+        let linear = Backoff::linear(ms(200), ms(10_000));
+        assert_eq!(linear.delay(1), ms(200));
+        assert_eq!(linear.delay(3), ms(600));
+        assert_eq!(linear.delay(50), ms(10_000));
+        assert_eq!(linear.delay(u32::MAX), ms(10_000));
+        let constant = Backoff::constant(ms(250));
+        assert_eq!(constant.delay(0), ms(250));
+        assert_eq!(constant.delay(7), ms(250));
+        assert_eq!(
+            Backoff::doubling(Duration::ZERO, ms(5)).delay(u32::MAX),
+            Duration::ZERO
+        );
     }
 
     #[test]

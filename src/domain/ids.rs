@@ -3,6 +3,27 @@
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 
+/// A schedule id (`sch_…`), borrowed, where it sits next to other ids or keys in an
+/// argument list, so they cannot be swapped unnoticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ScheduleId<'a>(pub &'a str);
+
+/// A run id (`run_…`), borrowed, for the same purpose as [`ScheduleId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RunId<'a>(pub &'a str);
+
+impl ScheduleId<'_> {
+    pub fn as_str(&self) -> &str {
+        self.0
+    }
+}
+
+impl RunId<'_> {
+    pub fn as_str(&self) -> &str {
+        self.0
+    }
+}
+
 /// A new id with `prefix` and a ULID body (time-ordered, lower-case).
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", ulid::Ulid::new().to_string().to_lowercase())

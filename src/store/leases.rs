@@ -5,16 +5,17 @@
 //! Every update is guarded by the status it expects, so a run that recovery or another
 //! node already moved on is never overwritten.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
 use super::runs::{self, DeadLetterRow, ReceiptRow, RunRow};
 use super::schema::{schedule_runs, schedules, worker_leases};
+use super::status::literal_in;
 use super::StoreError;
 use crate::domain::backoff::{after_failure, AfterFailure};
-use crate::domain::ids;
+use crate::domain::ids::{self, RunId, ScheduleId};
 use crate::domain::{RetryPolicy, RunStatus};
 
 /// The `error_text` of a run whose owner died while it ran.
@@ -85,11 +86,11 @@ pub fn claim_and_start(
     let started: Vec<RunRow> = diesel::update(
         schedule_runs::table
             .filter(schedule_runs::id.eq_any(&won))
-            .filter(schedule_runs::status.eq(RunStatus::Claimed.as_str()))
+            .filter(schedule_runs::status.eq(RunStatus::Claimed))
             .filter(schedule_runs::claimed_by_worker_id.eq(worker_id)),
     )
     .set((
-        schedule_runs::status.eq(RunStatus::Running.as_str()),
+        schedule_runs::status.eq(RunStatus::Running),
         schedule_runs::started_at.eq(started_at),
         schedule_runs::updated_at.eq(started_at),
     ))
@@ -109,7 +110,7 @@ pub fn claim_and_start(
     Ok(claims)
 }
 
-/// Step 1 of [`claim_and_start`]: one transaction.
+/// Step 1 of [`claim_and_start`]: one transaction of named steps.
 fn claim_batch(
     conn: &mut PgConnection,
     requests: &[ClaimRequest],
@@ -120,124 +121,186 @@ fn claim_batch(
     let mut schedule_ids: Vec<&str> = requests.iter().map(|r| r.schedule_id.as_str()).collect();
     schedule_ids.sort_unstable();
     schedule_ids.dedup();
+    let run_ids: Vec<&str> = requests.iter().map(|r| r.run_id.as_str()).collect();
     conn.transaction(|conn| {
-        // FOR NO KEY UPDATE: claimers of a schedule serialise (and a DELETE waits), while
-        // inserts of its runs (triggers, retry rows) take their foreign-key share lock.
-        let capacity: HashMap<String, i32> = schedules::table
-            .filter(schedules::id.eq_any(&schedule_ids))
-            .select((schedules::id, schedules::max_concurrency))
-            .order(schedules::id.asc())
-            .for_no_key_update()
-            .load::<(String, i32)>(conn)?
-            .into_iter()
-            .collect();
-        // A literal predicate (not a bound array), so the plan can use the partial index
-        // `schedule_runs_active_idx`.
-        let mut active: HashMap<String, i64> = schedule_runs::table
-            .filter(schedule_runs::schedule_id.eq_any(&schedule_ids))
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "status IN ('claimed', 'running')",
-            ))
-            .group_by(schedule_runs::schedule_id)
-            .select((schedule_runs::schedule_id, diesel::dsl::count_star()))
-            .load::<(String, i64)>(conn)?
-            .into_iter()
-            .collect();
-        // Only runs still waiting and due may take a capacity slot. (The schedule locks
-        // serialise claimers; the update below re-checks against anything else.)
-        let run_ids: Vec<&str> = requests.iter().map(|r| r.run_id.as_str()).collect();
-        let eligible: std::collections::HashSet<String> = schedule_runs::table
-            .filter(schedule_runs::id.eq_any(&run_ids))
-            .filter(schedule_runs::schedule_id.eq_any(&schedule_ids))
-            .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled"]))
-            .filter(schedule_runs::due_time.le(now))
-            .select(schedule_runs::id)
-            .load::<String>(conn)?
-            .into_iter()
-            .collect();
-        let mut claims: Vec<Option<Claim>> = Vec::with_capacity(requests.len());
-        let mut admitted: Vec<&str> = Vec::new();
-        for r in requests {
-            let Some(&max) = capacity.get(&r.schedule_id) else {
-                claims.push(Some(Claim::Gone));
-                continue;
-            };
-            if !eligible.contains(&r.run_id) {
-                claims.push(Some(Claim::Gone));
-                continue;
-            }
-            let n = active.entry(r.schedule_id.clone()).or_insert(0);
-            if *n >= i64::from(max) {
-                claims.push(Some(Claim::NoCapacity));
-            } else {
-                *n += 1;
-                admitted.push(&r.run_id);
-                claims.push(None);
-            }
-        }
+        let capacity = lock_capacities(conn, &schedule_ids)?;
+        let active = count_active(conn, &schedule_ids)?;
+        let eligible = due_waiting(conn, &run_ids, &schedule_ids, now)?;
+        let (mut claims, admitted) = admit(requests, &capacity, active, &eligible);
         let expires = now + ttl;
-        let won: Vec<RunRow> = if admitted.is_empty() {
-            Vec::new()
-        } else {
-            diesel::update(
-                schedule_runs::table
-                    .filter(schedule_runs::id.eq_any(&admitted))
-                    .filter(schedule_runs::schedule_id.eq_any(&schedule_ids))
-                    .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled"]))
-                    .filter(schedule_runs::due_time.le(now)),
-            )
-            .set((
-                schedule_runs::status.eq(RunStatus::Claimed.as_str()),
-                schedule_runs::claimed_by_worker_id.eq(worker_id),
-                schedule_runs::claim_expires_at.eq(expires),
-                schedule_runs::updated_at.eq(now),
-            ))
-            .returning(RunRow::as_returning())
-            .get_results(conn)?
-        };
-        if !won.is_empty() {
-            let rows: Vec<LeaseRow> = won
-                .iter()
-                .map(|run| LeaseRow {
-                    run_id: run.id.clone(),
-                    worker_id: worker_id.to_string(),
-                    acquired_at: now,
-                    renewed_at: now,
-                    expires_at: expires,
-                })
-                .collect();
-            use diesel::upsert::excluded;
-            diesel::insert_into(worker_leases::table)
-                .values(&rows)
-                .on_conflict(worker_leases::run_id)
-                .do_update()
-                .set((
-                    worker_leases::worker_id.eq(excluded(worker_leases::worker_id)),
-                    worker_leases::renewed_at.eq(excluded(worker_leases::renewed_at)),
-                    worker_leases::expires_at.eq(excluded(worker_leases::expires_at)),
-                ))
-                .execute(conn)?;
-        }
+        let won = mark_claimed(conn, &admitted, &schedule_ids, worker_id, now, expires)?;
+        insert_leases(conn, &won, worker_id, now, expires)?;
         let mut won: HashMap<String, RunRow> = won.into_iter().map(|r| (r.id.clone(), r)).collect();
-        Ok(requests
-            .iter()
-            .zip(claims)
-            .map(|(r, c)| {
-                c.unwrap_or_else(|| match won.remove(&r.run_id) {
+        for (r, c) in requests.iter().zip(claims.iter_mut()) {
+            if c.is_none() {
+                *c = Some(match won.remove(&r.run_id) {
                     Some(run) => Claim::Won(Box::new(run)),
                     // Admitted, but no longer waiting (another claimant won, skipped,
                     // deleted) or not due yet.
                     None => Claim::Gone,
-                })
-            })
-            .collect())
+                });
+            }
+        }
+        Ok(claims.into_iter().flatten().collect())
     })
+}
+
+/// Locks the schedules' rows in id order and reads each one's `max_concurrency`.
+/// `FOR NO KEY UPDATE`: claimers of a schedule serialise (and a DELETE waits), while
+/// inserts of its runs (triggers, retry rows) take their foreign-key share lock.
+fn lock_capacities(
+    conn: &mut PgConnection,
+    schedule_ids: &[&str],
+) -> Result<HashMap<String, i32>, StoreError> {
+    Ok(schedules::table
+        .filter(schedules::id.eq_any(schedule_ids))
+        .select((schedules::id, schedules::max_concurrency))
+        .order(schedules::id.asc())
+        .for_no_key_update()
+        .load::<(String, i32)>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// Each schedule's active runs (claimed or running, on any node).
+fn count_active(
+    conn: &mut PgConnection,
+    schedule_ids: &[&str],
+) -> Result<HashMap<String, i64>, StoreError> {
+    // A literal predicate (not a bound array), so the plan can use the partial index
+    // `schedule_runs_active_idx`.
+    Ok(schedule_runs::table
+        .filter(schedule_runs::schedule_id.eq_any(schedule_ids))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&literal_in(
+            "status",
+            &RunStatus::ACTIVE,
+        )))
+        .group_by(schedule_runs::schedule_id)
+        .select((schedule_runs::schedule_id, diesel::dsl::count_star()))
+        .load::<(String, i64)>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// The requested runs still waiting and due: only those may take a capacity slot. (The
+/// schedule locks serialise claimers; [`mark_claimed`] re-checks against anything else.)
+fn due_waiting(
+    conn: &mut PgConnection,
+    run_ids: &[&str],
+    schedule_ids: &[&str],
+    now: DateTime<Utc>,
+) -> Result<HashSet<String>, StoreError> {
+    Ok(schedule_runs::table
+        .filter(schedule_runs::id.eq_any(run_ids))
+        .filter(schedule_runs::schedule_id.eq_any(schedule_ids))
+        .filter(schedule_runs::status.eq_any(RunStatus::WAITING))
+        .filter(schedule_runs::due_time.le(now))
+        .select(schedule_runs::id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// Admits eligible runs in request order while their schedule has capacity. Returns the
+/// decided claims (`None` for an admitted run, decided once it is marked) and the
+/// admitted run ids.
+fn admit<'r>(
+    requests: &'r [ClaimRequest],
+    capacity: &HashMap<String, i32>,
+    mut active: HashMap<String, i64>,
+    eligible: &HashSet<String>,
+) -> (Vec<Option<Claim>>, Vec<&'r str>) {
+    let mut claims = Vec::with_capacity(requests.len());
+    let mut admitted = Vec::new();
+    for r in requests {
+        let Some(&max) = capacity.get(&r.schedule_id) else {
+            claims.push(Some(Claim::Gone));
+            continue;
+        };
+        if !eligible.contains(&r.run_id) {
+            claims.push(Some(Claim::Gone));
+            continue;
+        }
+        let n = active.entry(r.schedule_id.clone()).or_insert(0);
+        if *n >= i64::from(max) {
+            claims.push(Some(Claim::NoCapacity));
+        } else {
+            *n += 1;
+            admitted.push(r.run_id.as_str());
+            claims.push(None);
+        }
+    }
+    (claims, admitted)
+}
+
+/// Moves the admitted runs that are still waiting and due to `claimed` by `worker_id`.
+fn mark_claimed(
+    conn: &mut PgConnection,
+    admitted: &[&str],
+    schedule_ids: &[&str],
+    worker_id: &str,
+    now: DateTime<Utc>,
+    expires: DateTime<Utc>,
+) -> Result<Vec<RunRow>, StoreError> {
+    if admitted.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(diesel::update(
+        schedule_runs::table
+            .filter(schedule_runs::id.eq_any(admitted))
+            .filter(schedule_runs::schedule_id.eq_any(schedule_ids))
+            .filter(schedule_runs::status.eq_any(RunStatus::WAITING))
+            .filter(schedule_runs::due_time.le(now)),
+    )
+    .set((
+        schedule_runs::status.eq(RunStatus::Claimed),
+        schedule_runs::claimed_by_worker_id.eq(worker_id),
+        schedule_runs::claim_expires_at.eq(expires),
+        schedule_runs::updated_at.eq(now),
+    ))
+    .returning(RunRow::as_returning())
+    .get_results(conn)?)
+}
+
+/// Inserts (or takes over) the leases of the runs just claimed.
+fn insert_leases(
+    conn: &mut PgConnection,
+    won: &[RunRow],
+    worker_id: &str,
+    now: DateTime<Utc>,
+    expires: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if won.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<LeaseRow> = won
+        .iter()
+        .map(|run| LeaseRow {
+            run_id: run.id.clone(),
+            worker_id: worker_id.to_string(),
+            acquired_at: now,
+            renewed_at: now,
+            expires_at: expires,
+        })
+        .collect();
+    use diesel::upsert::excluded;
+    diesel::insert_into(worker_leases::table)
+        .values(&rows)
+        .on_conflict(worker_leases::run_id)
+        .do_update()
+        .set((
+            worker_leases::worker_id.eq(excluded(worker_leases::worker_id)),
+            worker_leases::renewed_at.eq(excluded(worker_leases::renewed_at)),
+            worker_leases::expires_at.eq(excluded(worker_leases::expires_at)),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Extends this worker's lease; `false` when the lease is gone (recovered by someone else).
 pub fn renew(
     conn: &mut PgConnection,
-    run_id: &str,
+    run_id: RunId<'_>,
     worker_id: &str,
     ttl: Duration,
     now: DateTime<Utc>,
@@ -246,7 +309,7 @@ pub fn renew(
     conn.transaction(|conn| {
         let n = diesel::update(
             worker_leases::table
-                .find(run_id)
+                .find(run_id.as_str())
                 .filter(worker_leases::worker_id.eq(worker_id)),
         )
         .set((
@@ -255,7 +318,7 @@ pub fn renew(
         ))
         .execute(conn)?;
         if n == 1 {
-            diesel::update(schedule_runs::table.find(run_id))
+            diesel::update(schedule_runs::table.find(run_id.as_str()))
                 .set(schedule_runs::claim_expires_at.eq(expires))
                 .execute(conn)?;
         }
@@ -340,7 +403,7 @@ pub fn finish(
         let ids: Vec<&str> = items.iter().map(|(id, _)| id.as_str()).collect();
         let mut runs: HashMap<String, RunRow> = schedule_runs::table
             .filter(schedule_runs::id.eq_any(&ids))
-            .filter(schedule_runs::status.eq_any(["claimed", "running"]))
+            .filter(schedule_runs::status.eq_any(RunStatus::ACTIVE))
             .filter(schedule_runs::claimed_by_worker_id.eq(worker_id))
             .select(RunRow::as_select())
             .order(schedule_runs::id.asc())
@@ -431,7 +494,7 @@ fn end_run(
             } => {
                 let due = now + Duration::seconds(delay_seconds);
                 let mut next = RunRow::new(
-                    &run.schedule_id,
+                    ScheduleId(&run.schedule_id),
                     run.occurrence_key.clone(),
                     run.nominal_time,
                     due,
@@ -469,7 +532,7 @@ fn end_run(
     }
     diesel::update(schedule_runs::table.find(&run.id))
         .set((
-            schedule_runs::status.eq(status.as_str()),
+            schedule_runs::status.eq(status),
             schedule_runs::finished_at.eq(now),
             schedule_runs::http_status_code.eq(c.http_status_code),
             schedule_runs::exit_code.eq(c.exit_code),
@@ -532,11 +595,11 @@ pub fn recover_expired(
                     .optional()?;
                 diesel::delete(worker_leases::table.find(&lease.run_id)).execute(conn)?;
                 let Some(run) = run else { continue };
-                match run.status()? {
+                match run.status {
                     RunStatus::Claimed => {
                         diesel::update(schedule_runs::table.find(&run.id))
                             .set((
-                                schedule_runs::status.eq(RunStatus::Pending.as_str()),
+                                schedule_runs::status.eq(RunStatus::Pending),
                                 schedule_runs::claimed_by_worker_id.eq(None::<String>),
                                 schedule_runs::claim_expires_at.eq(None::<DateTime<Utc>>),
                                 schedule_runs::updated_at.eq(now),

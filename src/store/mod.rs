@@ -12,6 +12,7 @@ pub mod paging;
 pub mod runs;
 pub mod schedules;
 pub mod schema;
+pub(crate) mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,23 +42,32 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now().trunc_subsecs(6)
 }
 
+/// The error underneath a [`StoreError`], kept whole (not stringified) so callers can walk
+/// the chain; a plain message converts into it with `.into()`.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Errors of the store layer. `Unavailable` means "retry later, nothing was written".
+/// Each keeps its cause as its `source`; the message also shows it, so a log line of the
+/// error alone stays complete.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     #[error("not found")]
     NotFound,
+    /// A schedule with this name exists already (`schedules_name_key`).
+    #[error("a schedule named {0:?} already exists")]
+    NameTaken(String),
     #[error("unique constraint {0} violated")]
     Conflict(String),
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
     #[error("query failed: {0}")]
-    Query(DieselError),
+    Query(#[source] DieselError),
     #[error("migration failed: {0}")]
-    Migration(String),
+    Migration(#[source] Cause),
     #[error("blocking task failed: {0}")]
-    Task(String),
+    Task(#[source] Cause),
 }
 
 impl From<DieselError> for StoreError {
@@ -70,18 +80,18 @@ impl From<DieselError> for StoreError {
             DieselError::DatabaseError(
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 info,
-            ) => StoreError::Unavailable(info.message().to_string()),
+            ) => StoreError::Unavailable(info.message().into()),
             DieselError::DatabaseError(kind, info) if is_connection_message(info.message()) => {
                 let _ = kind;
-                StoreError::Unavailable(info.message().to_string())
+                StoreError::Unavailable(info.message().into())
             }
             // The transaction lost a race (a deadlock victim, a serialization failure) and
             // was rolled back whole: nothing was written, and trying again will do.
             DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
-                StoreError::Unavailable(info.message().to_string())
+                StoreError::Unavailable(info.message().into())
             }
             DieselError::DatabaseError(_, info) if info.message().contains("deadlock detected") => {
-                StoreError::Unavailable(info.message().to_string())
+                StoreError::Unavailable(info.message().into())
             }
             DieselError::BrokenTransactionManager => {
                 StoreError::Unavailable("connection lost inside a transaction".into())
@@ -93,7 +103,7 @@ impl From<DieselError> for StoreError {
 
 impl From<r2d2::Error> for StoreError {
     fn from(e: r2d2::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
+        StoreError::Unavailable(Box::new(e))
     }
 }
 
@@ -201,7 +211,7 @@ impl Store {
             let permit = permits
                 .acquire_owned()
                 .await
-                .map_err(|e| E::from(StoreError::Task(e.to_string())))?;
+                .map_err(|e| E::from(StoreError::Task(Box::new(e))))?;
             // The database may have gone away while this call waited its turn.
             if circuit.is_open() {
                 return Err(E::from(unreachable()));
@@ -223,7 +233,7 @@ impl Store {
                 result
             })
             .await
-            .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+            .map_err(|e| E::from(StoreError::Task(Box::new(e))))?
         }
     }
 
@@ -247,8 +257,8 @@ impl Store {
     pub fn lock_worker_id(&self, worker_id: &str) -> Result<Option<PgConnection>, StoreError> {
         use diesel::Connection;
         use diesel::RunQueryDsl;
-        let mut conn = PgConnection::establish(&self.url)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut conn =
+            PgConnection::establish(&self.url).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         let row: LockRow =
             diesel::sql_query("SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked")
                 .bind::<diesel::sql_types::Integer, _>(WORKER_LOCK_CLASS)
@@ -299,7 +309,7 @@ pub fn run_migrations(conn: &mut PgConnection) -> Result<usize, StoreError> {
     let result = conn
         .run_pending_migrations(MIGRATIONS)
         .map(|applied| applied.len())
-        .map_err(|e| StoreError::Migration(e.to_string()));
+        .map_err(StoreError::Migration);
     conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
     result
 }
@@ -361,12 +371,12 @@ pub fn ensure_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
     use diesel::Connection;
     use diesel::RunQueryDsl;
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(StoreError::Migration(format!(
-            "invalid database name {name:?}"
-        )));
+        return Err(StoreError::Migration(
+            format!("invalid database name {name:?}").into(),
+        ));
     }
     let mut conn =
-        PgConnection::establish(admin_url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        PgConnection::establish(admin_url).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
     let exists: i64 = diesel::sql_query(format!(
         "SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"
     ))

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use super::paging::{page_from, Cursor, Page};
 use super::schema::{dead_letters, execution_receipts, schedule_runs};
 use super::StoreError;
-use crate::domain::ids;
+use crate::domain::ids::{self, ScheduleId};
 use crate::domain::RunStatus;
 
 /// One row of `schedule_runs`.
@@ -24,7 +24,7 @@ pub struct RunRow {
     pub occurrence_key: String,
     pub nominal_time: DateTime<Utc>,
     pub due_time: DateTime<Utc>,
-    pub status: String,
+    pub status: RunStatus,
     pub attempt: i32,
     pub claimed_by_worker_id: Option<String>,
     pub claim_expires_at: Option<DateTime<Utc>>,
@@ -43,7 +43,7 @@ pub struct RunRow {
 impl RunRow {
     /// A new run row in `status`, due at `due_time`; everything else empty.
     pub fn new(
-        schedule_id: &str,
+        schedule_id: ScheduleId<'_>,
         occurrence_key: String,
         nominal_time: DateTime<Utc>,
         due_time: DateTime<Utc>,
@@ -53,11 +53,11 @@ impl RunRow {
     ) -> RunRow {
         RunRow {
             id: ids::run_id(),
-            schedule_id: schedule_id.to_string(),
+            schedule_id: schedule_id.as_str().to_string(),
             occurrence_key,
             nominal_time,
             due_time,
-            status: status.as_str().to_string(),
+            status,
             attempt,
             claimed_by_worker_id: None,
             claim_expires_at: None,
@@ -72,13 +72,6 @@ impl RunRow {
             created_at: now,
             updated_at: now,
         }
-    }
-
-    /// The parsed status (a stored unknown status is corruption).
-    pub fn status(&self) -> Result<RunStatus, StoreError> {
-        self.status
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("run {}: {e}", self.id)))
     }
 }
 
@@ -140,7 +133,7 @@ pub fn list(
         q = q.filter(schedule_runs::schedule_id.eq(s.to_string()));
     }
     if let Some(s) = status {
-        q = q.filter(schedule_runs::status.eq(s.as_str()));
+        q = q.filter(schedule_runs::status.eq(s));
     }
     if let Some(c) = cursor {
         q = q.filter(
@@ -256,7 +249,7 @@ pub fn unfinished_of_many(
 ) -> Result<Vec<RunRow>, StoreError> {
     Ok(schedule_runs::table
         .filter(schedule_runs::schedule_id.eq_any(schedule_ids))
-        .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled", "claimed", "running"]))
+        .filter(schedule_runs::status.eq_any(RunStatus::UNFINISHED))
         .select(RunRow::as_select())
         .order((
             schedule_runs::schedule_id.asc(),
@@ -279,10 +272,10 @@ pub fn skip_waiting(
     Ok(diesel::update(
         schedule_runs::table
             .filter(schedule_runs::id.eq_any(run_ids))
-            .filter(schedule_runs::status.eq_any(["pending", "retry_scheduled"])),
+            .filter(schedule_runs::status.eq_any(RunStatus::WAITING)),
     )
     .set((
-        schedule_runs::status.eq(RunStatus::Skipped.as_str()),
+        schedule_runs::status.eq(RunStatus::Skipped),
         schedule_runs::finished_at.eq(now),
         schedule_runs::error_text.eq(reason),
         schedule_runs::updated_at.eq(now),

@@ -12,8 +12,11 @@ use super::paging::{page_from, Cursor, Page};
 use super::runs::{self, RunRow};
 use super::schema::schedules;
 use super::StoreError;
-use crate::domain::{ids, misfire, RunStatus};
+use crate::domain::ids::{self, ScheduleId};
+use crate::domain::{misfire, RunStatus};
 use crate::domain::{Cadence, CronExpr, Policy, RetryPolicy, ScheduleSpec, Target};
+
+pub use crate::domain::lifecycle::ScheduleRecord;
 
 /// One row of `schedules`, exactly as stored.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -40,18 +43,6 @@ pub struct ScheduleRow {
     pub retry_max_delay_seconds: i32,
     pub start_at: Option<DateTime<Utc>>,
     pub end_at: Option<DateTime<Utc>>,
-    pub paused_at: Option<DateTime<Utc>>,
-    pub next_run_at: Option<DateTime<Utc>>,
-    pub last_run_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A stored schedule: its validated definition plus the server-owned fields.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScheduleRecord {
-    pub id: String,
-    pub spec: ScheduleSpec,
     pub paused_at: Option<DateTime<Utc>>,
     pub next_run_at: Option<DateTime<Utc>>,
     pub last_run_at: Option<DateTime<Utc>>,
@@ -162,19 +153,32 @@ impl TryFrom<ScheduleRow> for ScheduleRecord {
     }
 }
 
-/// Inserts a new schedule; a taken name is `Conflict("schedules_name_key")`.
+/// The unique index on schedule names.
+const NAME_KEY: &str = "schedules_name_key";
+
+/// A write of `record` refused because its name is taken becomes `NameTaken`.
+fn name_taken(record: &ScheduleRecord) -> impl FnOnce(diesel::result::Error) -> StoreError + '_ {
+    move |e| match StoreError::from(e) {
+        StoreError::Conflict(c) if c == NAME_KEY => StoreError::NameTaken(record.spec.name.clone()),
+        other => other,
+    }
+}
+
+/// Inserts a new schedule; a taken name is `NameTaken`.
 pub fn insert(conn: &mut PgConnection, record: &ScheduleRecord) -> Result<(), StoreError> {
     diesel::insert_into(schedules::table)
         .values(record.to_row())
-        .execute(conn)?;
+        .execute(conn)
+        .map_err(name_taken(record))?;
     Ok(())
 }
 
-/// Writes every column of `record` over the stored row.
+/// Writes every column of `record` over the stored row; a taken name is `NameTaken`.
 pub fn update(conn: &mut PgConnection, record: &ScheduleRecord) -> Result<(), StoreError> {
     let n = diesel::update(schedules::table.find(&record.id))
         .set(record.to_row())
-        .execute(conn)?;
+        .execute(conn)
+        .map_err(name_taken(record))?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }
@@ -214,6 +218,22 @@ pub fn find_for_update(conn: &mut PgConnection, id: &str) -> Result<ScheduleReco
         .for_no_key_update()
         .first(conn)?
         .try_into()
+}
+
+/// `(id, updated_at)` of every schedule changed after `since` (all of them without it),
+/// through the `updated_at` index: how a node notices schedules changed by others.
+pub fn changed_since(
+    conn: &mut PgConnection,
+    since: Option<DateTime<Utc>>,
+) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    let q = schedules::table
+        .select((schedules::id, schedules::updated_at))
+        .into_boxed();
+    let q = match since {
+        Some(w) => q.filter(schedules::updated_at.gt(w)),
+        None => q,
+    };
+    Ok(q.load(conn)?)
 }
 
 /// Every schedule (start-up of the actor system).
@@ -293,96 +313,6 @@ pub fn counts(conn: &mut PgConnection) -> Result<(i64, i64), StoreError> {
     Ok((total, enabled))
 }
 
-/// Lifecycle transitions of a record. Pure: each returns the record to store.
-impl ScheduleRecord {
-    /// A new schedule created at `now`; disabled ones start paused.
-    pub fn create(id: String, spec: ScheduleSpec, now: DateTime<Utc>) -> ScheduleRecord {
-        let next_run_at = if spec.enabled {
-            spec.next_after(now)
-        } else {
-            None
-        };
-        ScheduleRecord {
-            id,
-            paused_at: (!spec.enabled).then_some(now),
-            spec,
-            next_run_at,
-            last_run_at: None,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    /// This schedule with a new definition (PUT, or a merged PATCH). The cadence position is
-    /// kept unless cadence, time zone or bounds changed, or the schedule was resumed.
-    pub fn replaced(&self, spec: ScheduleSpec, now: DateTime<Utc>) -> ScheduleRecord {
-        let timing_changed = spec.cadence != self.spec.cadence
-            || spec.timezone != self.spec.timezone
-            || spec.start_at != self.spec.start_at
-            || spec.end_at != self.spec.end_at;
-        let paused_at = match (spec.enabled, self.paused_at) {
-            (true, _) => None,
-            (false, Some(p)) => Some(p),
-            (false, None) => Some(now),
-        };
-        let next_run_at = if !spec.enabled {
-            None
-        } else if timing_changed {
-            spec.next_after(self.cursor_floor(now))
-        } else if let Some(paused_at) = self.paused_at {
-            // Re-enabled: missed occurrences follow the misfire rule, as on resume.
-            spec.next_after(self.cursor_floor(paused_at))
-        } else if self.next_run_at.is_none() {
-            spec.next_after(self.cursor_floor(now))
-        } else {
-            self.next_run_at
-        };
-        ScheduleRecord {
-            id: self.id.clone(),
-            spec,
-            paused_at,
-            next_run_at,
-            last_run_at: self.last_run_at,
-            created_at: self.created_at,
-            updated_at: now,
-        }
-    }
-
-    /// Paused at `now` (idempotent: a paused schedule keeps its first `paused_at`).
-    pub fn paused(&self, now: DateTime<Utc>) -> ScheduleRecord {
-        let mut r = self.clone();
-        if r.paused_at.is_none() {
-            r.paused_at = Some(now);
-            r.updated_at = now;
-        }
-        r.spec.enabled = false;
-        r.next_run_at = None;
-        r
-    }
-
-    /// Resumed at `now`. `next_run_at` becomes the first occurrence after the pause (or
-    /// after the newest materialised one), so it may lie in the past: occurrences missed
-    /// while paused are then the misfire rule's business, applied by the schedule actor.
-    pub fn resumed(&self, now: DateTime<Utc>) -> ScheduleRecord {
-        let mut r = self.clone();
-        if r.paused_at.is_none() && r.spec.enabled {
-            return r;
-        }
-        let from = r.paused_at.unwrap_or(now);
-        r.updated_at = now;
-        r.paused_at = None;
-        r.spec.enabled = true;
-        r.next_run_at = r.spec.next_after(r.cursor_floor(from));
-        r
-    }
-
-    /// Occurrences are never earlier than creation nor than the newest materialised one.
-    fn cursor_floor(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now.max(self.created_at)
-            .max(self.last_run_at.unwrap_or(self.created_at))
-    }
-}
-
 /// What one wake-up of a schedule materialised.
 #[derive(Debug, Clone)]
 pub struct Materialised {
@@ -448,9 +378,9 @@ fn materialise_due_within(
     armed_for: Option<DateTime<Utc>>,
 ) -> Result<Materialised, StoreError> {
     let mut record = find_for_update(conn, id)?;
-    let due = match record.next_run_at {
-        Some(next) if record.spec.enabled && record.paused_at.is_none() && next <= now => next,
-        _ => {
+    let due = match record.due_by(now) {
+        Some(next) => next,
+        None => {
             return Ok(Materialised {
                 record,
                 runnable: Vec::new(),
@@ -471,7 +401,7 @@ fn materialise_due_within(
     let mut rows = Vec::with_capacity(plan.run.len() + plan.skip.len());
     for (i, nominal) in plan.skip.iter().enumerate() {
         let mut r = RunRow::new(
-            id,
+            ScheduleId(id),
             ids::occurrence_key(id, *nominal),
             *nominal,
             *nominal,
@@ -498,7 +428,7 @@ fn materialise_due_within(
         .iter()
         .map(|nominal| {
             RunRow::new(
-                id,
+                ScheduleId(id),
                 ids::occurrence_key(id, *nominal),
                 *nominal,
                 *nominal,
@@ -526,21 +456,35 @@ fn materialise_due_within(
 }
 
 /// Locks the schedule, applies `f` to it and stores the result: one transaction. `f` may
-/// refuse with its own error.
+/// refuse with its own error (the transaction is then rolled back).
 pub fn update_with<E>(
     conn: &mut PgConnection,
     id: &str,
     f: impl FnOnce(&ScheduleRecord) -> Result<ScheduleRecord, E>,
 ) -> Result<ScheduleRecord, E>
 where
-    E: From<StoreError> + From<diesel::result::Error>,
+    E: From<StoreError>,
 {
+    /// Why the transaction rolled back: the store, or `f`.
+    enum Abort<E> {
+        Store(StoreError),
+        Refused(E),
+    }
+    impl<E> From<diesel::result::Error> for Abort<E> {
+        fn from(e: diesel::result::Error) -> Self {
+            Abort::Store(e.into())
+        }
+    }
     conn.transaction(|conn| {
-        let current = find_for_update(conn, id)?;
-        let next = f(&current)?;
+        let current = find_for_update(conn, id).map_err(Abort::Store)?;
+        let next = f(&current).map_err(Abort::Refused)?;
         if next != current {
-            update(conn, &next)?;
+            update(conn, &next).map_err(Abort::Store)?;
         }
         Ok(next)
+    })
+    .map_err(|abort| match abort {
+        Abort::Store(e) => E::from(e),
+        Abort::Refused(e) => e,
     })
 }

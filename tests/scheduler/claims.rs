@@ -8,6 +8,7 @@
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use serde_json::json;
+use wakeplane::domain::ids::ScheduleId;
 use wakeplane::domain::RunStatus;
 use wakeplane::store::leases::{self, Claim, ClaimRequest};
 use wakeplane::store::runs::{self, RunRow};
@@ -40,7 +41,7 @@ async fn a_batch_claims_within_capacity_and_only_due_waiting_runs() {
             now - Duration::seconds(1)
         };
         rows.push(RunRow::new(
-            &schedule_id,
+            ScheduleId(&schedule_id),
             format!("{schedule_id}:test-{k}"),
             due,
             due,
@@ -159,7 +160,7 @@ async fn a_finish_batch_records_each_ending_with_its_retry_or_dead_letter() {
         .iter()
         .map(|id| {
             RunRow::new(
-                id,
+                ScheduleId(id),
                 format!("{id}:batch"),
                 now,
                 now,
