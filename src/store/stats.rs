@@ -76,7 +76,11 @@ impl StatsDelta {
         if status == RunStatus::Skipped {
             return;
         }
-        if c.last.as_ref().is_some_and(|l| l.finished_at > finished_at) {
+        // The newest end wins; among ends at the same instant, the greater (later) id.
+        if c.last
+            .as_ref()
+            .is_some_and(|l| (l.finished_at, l.run_id.as_str()) > (finished_at, run.id.as_str()))
+        {
             return;
         }
         c.last = Some(Last {
@@ -112,7 +116,8 @@ impl StatsDelta {
                          CASE WHEN newer THEN excluded.last_finished_at ELSE s.last_finished_at END, \
                          CASE WHEN newer THEN excluded.last_duration_ms ELSE s.last_duration_ms END \
                   FROM (SELECT excluded.last_finished_at IS NOT NULL AND \
-                        (s.last_finished_at IS NULL OR excluded.last_finished_at >= s.last_finished_at) \
+                        (s.last_finished_at IS NULL OR (excluded.last_finished_at, excluded.last_run_id) \
+                        > (s.last_finished_at, s.last_run_id)) \
                         AS newer) n)",
             )
             .bind::<Text, _>(schedule_id)
