@@ -181,28 +181,19 @@ pub fn run_counts(conn: &mut PgConnection) -> Result<(Vec<(RunStatus, i64)>, i64
             out.push((status, n));
         }
     }
-    let sums: (
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-    ) = diesel::sql_query(
+    let sums: Sums = diesel::sql_query(
         "SELECT sum(succeeded)::bigint AS succeeded, sum(failed)::bigint AS failed, \
-             sum(dead_lettered)::bigint AS dead_lettered, sum(cancelled)::bigint AS cancelled, \
-             sum(skipped)::bigint AS skipped FROM schedule_stats",
+         sum(dead_lettered)::bigint AS dead_lettered, sum(cancelled)::bigint AS cancelled, \
+         sum(skipped)::bigint AS skipped FROM schedule_stats",
     )
-    .get_result::<Sums>(conn)
-    .map(|s| {
-        (
-            s.succeeded,
-            s.failed,
-            s.dead_lettered,
-            s.cancelled,
-            s.skipped,
-        )
-    })?;
-    let (succeeded, failed, dead_lettered, cancelled, skipped) = sums;
+    .get_result(conn)?;
+    let Sums {
+        succeeded,
+        failed,
+        dead_lettered,
+        cancelled,
+        skipped,
+    } = sums;
     for (status, n) in COUNTED
         .iter()
         .zip([succeeded, failed, dead_lettered, cancelled, skipped])
