@@ -78,10 +78,10 @@ pub async fn run(args: &ReadsArgs, db: &Database, tuning: ServerTuning) -> Resul
     conn.run_pending_migrations(MIGRATIONS)
         .map_err(|e| anyhow!("the stats migration: {e}"))?;
     let migrated = t0.elapsed();
-    conn.batch_execute(&format!(
+    conn.batch_execute(
         "UPDATE schedules SET labels = jsonb_build_object('team', 't' || (substr(id, 5)::bigint % 50),
-             'env', CASE WHEN substr(id, 5)::bigint % 3 = 0 THEN 'prod' ELSE 'dev' END); ANALYZE;"
-    ))
+             'env', CASE WHEN substr(id, 5)::bigint % 3 = 0 THEN 'prod' ELSE 'dev' END); ANALYZE;",
+    )
     .context("labelling")?;
 
     progress(format_args!("starting the server"));
