@@ -32,6 +32,11 @@ FROM schedule_runs
 WHERE status IN ('succeeded', 'failed', 'dead_lettered', 'cancelled', 'skipped')
 GROUP BY schedule_id;
 
+-- Every schedule has its row, so ending a run only updates it.
+INSERT INTO schedule_stats (schedule_id)
+SELECT id FROM schedules
+ON CONFLICT (schedule_id) DO NOTHING;
+
 UPDATE schedule_stats s
 SET last_status = l.status, last_run_id = l.id, last_finished_at = l.finished_at,
     last_duration_ms = (extract(epoch FROM (l.finished_at - l.started_at)) * 1000)::bigint

@@ -176,6 +176,9 @@ pub fn insert(conn: &mut PgConnection, record: &ScheduleRecord) -> Result<(), St
     diesel::insert_into(schedules::table)
         .values(record.to_row())
         .execute(conn)?;
+    // Its stats row exists from the start, so ending a run only ever updates it (an
+    // insert's foreign-key check would lock the schedule row and could deadlock a DELETE).
+    super::stats::create_row(conn, &record.id)?;
     Ok(())
 }
 
