@@ -779,3 +779,153 @@ async fn token_is_sent_as_a_bearer_header() {
         }
     }
 }
+
+/// Schedules of every shape, with labels, to export.
+async fn varied_schedules(app: &helpers::TestApp) {
+    use serde_json::json;
+    for body in [
+        json!({"name": "exp-cron", "timezone": "Europe/Berlin",
+            "schedule": {"kind": "cron", "expr": "30 2 * * *"},
+            "target": {"kind": "shell", "command": "/bin/echo", "args": ["hi"]},
+            "retry": {"max_attempts": 3}, "labels": {"team": "data", "env": "prod"},
+            "description": "nightly echo"}),
+        json!({"name": "exp-interval", "timezone": "UTC", "enabled": false,
+            "schedule": {"kind": "interval", "every_seconds": 600},
+            "target": {"kind": "http", "method": "post", "url": "http://127.0.0.1:9/x",
+                "headers": {"x-a": "b"}, "body": {"k": [1, 2]}},
+            "policy": {"overlap": "queue_latest", "timeout_seconds": 20},
+            "labels": {"team": "ml"}}),
+        json!({"name": "exp-once", "timezone": "UTC",
+            "schedule": {"kind": "once", "at": "2099-06-01T09:00:00-07:00"},
+            "target": {"kind": "workflow", "workflow_id": "builtin.echo", "input": {"a": 1}},
+            "start_at": "2030-01-01T00:00:00Z", "labels": {"team": "data", "tier": ""}}),
+    ] {
+        app.create_schedule(&body).await;
+    }
+}
+
+#[actix_web::test]
+async fn export_then_apply_reports_every_schedule_unchanged() {
+    let app = helpers::spawn_app().await;
+    let s = app.address.as_str();
+    varied_schedules(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let yaml = wp(s, &["export"]).await;
+    let yaml = yaml.ok().to_string();
+    assert!(
+        !yaml.contains("stats")
+            && !yaml.contains("next_run_at")
+            && !yaml.lines().any(|l| l.starts_with("id:")),
+        "{yaml}"
+    );
+    assert!(
+        !yaml.contains("max_concurrency"),
+        "defaults are omitted: {yaml}"
+    );
+    let file = dir.path().join("all.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let plan = wp(s, &["apply", "-f", file.to_str().unwrap(), "--dry-run"]).await;
+    let plan = plan.ok();
+    assert!(
+        plan.contains("0 to create, 0 to update, 3 unchanged, 0 to delete"),
+        "{plan}\n{yaml}"
+    );
+
+    let json = wp(s, &["export", "-o", "json"]).await;
+    let json = json.ok().to_string();
+    let plan = wp_stdin(s, &["apply", "-f", "-", "--dry-run"], &json).await;
+    assert!(
+        plan.ok().contains("0 to create, 0 to update, 3 unchanged"),
+        "{json}"
+    );
+
+    // Into an empty server, the export recreates the same definitions.
+    let other = helpers::spawn_app().await;
+    let o = other.address.as_str();
+    wp(o, &["apply", "-f", file.to_str().unwrap()]).await.ok();
+    let again = wp(o, &["export"]).await;
+    assert_eq!(again.ok(), yaml);
+
+    let data = wp(s, &["export", "-l", "team=data", "-o", "json"])
+        .await
+        .json();
+    let names: Vec<&str> = data
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["exp-cron", "exp-once"]);
+    let bad = wp(s, &["export", "-l", "team in data"]).await;
+    assert_eq!(bad.code, 2, "{bad:#?}");
+    assert!(
+        bad.stderr.contains("expected '(' to open a set of values"),
+        "{bad:#?}"
+    );
+}
+
+#[actix_web::test]
+async fn apply_prune_with_a_selector_deletes_only_what_it_matches() {
+    let app = helpers::spawn_app().await;
+    let s = app.address.as_str();
+    varied_schedules(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The data team's manifests name only exp-cron; a stray ml manifest rides along.
+    let manifests = "\
+name: exp-cron
+timezone: Europe/Berlin
+schedule: {kind: cron, expr: \"30 2 * * *\"}
+target: {kind: shell, command: /bin/echo, args: [hi]}
+retry: {max_attempts: 3}
+labels: {team: data, env: prod}
+description: nightly echo
+---
+name: ml-new
+timezone: UTC
+schedule: {kind: cron, expr: \"0 3 * * *\"}
+target: {kind: workflow, workflow_id: builtin.noop}
+labels: {team: ml}
+";
+    let file = dir.path().join("data.yaml");
+    std::fs::write(&file, manifests).unwrap();
+    let f = file.to_str().unwrap();
+    let plan = wp(
+        s,
+        &["apply", "-f", f, "--prune", "-l", "team=data", "--dry-run"],
+    )
+    .await;
+    let plan = plan.ok();
+    assert!(plan.contains("unchanged exp-cron\n"), "{plan}");
+    assert!(plan.contains("delete exp-once\n"), "{plan}");
+    assert!(
+        !plan.contains("exp-interval"),
+        "another team's schedule is never touched: {plan}"
+    );
+    assert!(
+        !plan.contains("ml-new"),
+        "manifests the selector does not match are left out: {plan}"
+    );
+    let applied = wp(s, &["apply", "-f", f, "--prune", "-l", "team=data"]).await;
+    assert!(applied
+        .ok()
+        .contains("0 created, 0 updated, 1 unchanged, 1 deleted, 0 failed"));
+    let left = wp(s, &["schedule", "list", "-o", "json"]).await.json();
+    assert_eq!(names(&left), ["exp-cron", "exp-interval"]);
+
+    // The table shows labels and the last status; -l filters on the server.
+    let table = wp(s, &["schedule", "list", "-l", "team in (ml)"]).await;
+    let table = table.ok();
+    assert!(
+        table.contains("LABELS") && table.contains("LAST STATUS"),
+        "{table}"
+    );
+    assert!(
+        table.contains("team=ml") && !table.contains("exp-cron"),
+        "{table}"
+    );
+    let bad = wp(s, &["schedule", "list", "-l", "team="]).await;
+    assert_eq!(bad.code, 0, "an empty value is a valid selector: {bad:#?}");
+    let bad = wp(s, &["schedule", "list", "-l", "a b"]).await;
+    assert_eq!(bad.code, 2, "{bad:#?}");
+}

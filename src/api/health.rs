@@ -9,7 +9,7 @@ use crate::actors::health::ActorsView;
 use crate::actors::supervisor::HOUSEKEEPING_INTERVAL;
 use crate::domain::ids::format_instant;
 use crate::domain::RunStatus;
-use crate::store::{self, leases, runs, schedules, StoreError};
+use crate::store::{self, leases, schedules, stats, StoreError};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
@@ -73,7 +73,7 @@ pub async fn counts(state: &AppState) -> Result<Counts, StoreError> {
         .store
         .run(|conn| {
             let (schedules_total, schedules_enabled) = schedules::counts(conn)?;
-            let (by_status, dead_letters) = runs::counts_by_status(conn)?;
+            let (by_status, dead_letters) = stats::run_counts(conn)?;
             let (leases_active, leases_expired) = leases::lease_counts(conn, store::now())?;
             Ok(Counts {
                 schedules_total,

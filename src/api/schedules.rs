@@ -13,10 +13,13 @@ use super::views::{
 };
 use super::AppState;
 use crate::commands::CommandError;
+use crate::domain::labels::Selector;
 use crate::domain::validation::ScheduleBody;
 use crate::domain::RunStatus;
+use crate::domain::TargetKind;
 use crate::store::paging::{clamp_limit, Cursor};
-use crate::store::{runs, schedules};
+use crate::store::schedules::{ScheduleFilter, ScheduleRecord};
+use crate::store::{runs, schedules, stats, StoreError};
 
 /// The fields of a schedule body that are objects.
 const BODY_OBJECTS: &[&str] = &["schedule", "target", "policy", "retry"];
@@ -64,10 +67,20 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/schedules", tag = "schedules",
-    params(("enabled" = Option<bool>, Query, description = "Only enabled (true) or paused (false) schedules"), ("limit" = Option<i64>, Query, description = "Page size, default 50, max 500"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("enabled" = Option<bool>, Query, description = "Only enabled (true) or paused (false) schedules"), ("target_kind" = Option<String>, Query, description = "http, shell or workflow"), ("workflow_id" = Option<String>, Query, description = "Workflow targets with this handler id"), ("label_selector" = Option<String>, Query, description = "Kubernetes label selector: k=v, k==v, k!=v, k in (a,b), k notin (a,b), k, !k; comma-joined"), ("limit" = Option<i64>, Query, description = "Page size, default 50, max 500"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, description = "A page, newest first", body = ScheduleList), (status = 400, description = "Bad query parameter", body = ErrorEnvelope)))]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let q = query(&req, &["enabled", "limit", "cursor"])?;
+    let q = query(
+        &req,
+        &[
+            "enabled",
+            "limit",
+            "cursor",
+            "target_kind",
+            "workflow_id",
+            "label_selector",
+        ],
+    )?;
     let enabled = match param(&q, "enabled") {
         None => None,
         Some("true") => Some(true),
@@ -78,16 +91,58 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
             )))
         }
     };
+    let filter = ScheduleFilter {
+        enabled,
+        target_kind: match param(&q, "target_kind") {
+            None => None,
+            Some(k) => Some(
+                k.parse::<TargetKind>()
+                    .map_err(|e| ApiError::BadRequest(format!("target_kind {e}")))?,
+            ),
+        },
+        workflow_id: param(&q, "workflow_id").map(str::to_string),
+        selector: match param(&q, "label_selector") {
+            None => None,
+            Some(s) => Some(
+                Selector::parse(s)
+                    .map_err(|e| ApiError::BadRequest(format!("label_selector: {e}")))?,
+            ),
+        },
+    };
     let cursor = cursor_param(&q)?;
     let limit = clamp_limit(param(&q, "limit"));
-    let page = state
+    let (page, mut stats) = state
         .store
-        .run(move |conn| schedules::list(conn, enabled, cursor.as_ref(), limit))
+        .run(move |conn| {
+            let page = schedules::list(conn, &filter, cursor.as_ref(), limit)?;
+            let ids: Vec<&str> = page.items.iter().map(|r| r.id.as_str()).collect();
+            let stats = stats::of(conn, &ids)?;
+            Ok::<_, StoreError>((page, stats))
+        })
         .await?;
     Ok(HttpResponse::Ok().json(ScheduleList {
-        items: page.items.iter().map(ScheduleSummaryView::from).collect(),
+        items: page
+            .items
+            .iter()
+            .map(|r| {
+                let mut view = ScheduleSummaryView::from(r);
+                if let Some(s) = stats.remove(&r.id) {
+                    view.stats = s.into();
+                }
+                view
+            })
+            .collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// The full view of `record` with its stats as stored now.
+async fn with_stats(state: &AppState, record: &ScheduleRecord) -> Result<ScheduleView, ApiError> {
+    let id = record.id.clone();
+    let stats = state.store.run(move |conn| stats::one(conn, &id)).await?;
+    let mut view = ScheduleView::from(record);
+    view.stats = stats.into();
+    Ok(view)
 }
 
 pub fn cursor_param(q: &[(String, String)]) -> Result<Option<Cursor>, ApiError> {
@@ -107,12 +162,16 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = schedule_id(path)?;
     let lookup = id.clone();
-    let record = state
+    let (record, stats) = state
         .store
-        .run(move |conn| schedules::find(conn, &lookup))
+        .run(move |conn| {
+            let record = schedules::find(conn, &lookup)?;
+            Ok::<_, StoreError>((record, stats::one(conn, &lookup)?))
+        })
         .await
         .map_err(CommandError::from)?;
     let mut view = ScheduleView::from(&record);
+    view.stats = stats.into();
     // An actor busy in a slow transaction must not stall a read: its block is then null.
     view.actor = tokio::time::timeout(INSPECT_TIMEOUT, state.commands.inspect(id))
         .await
@@ -134,7 +193,7 @@ pub async fn replace(
     let body: ScheduleBody = json_body(&req, payload, BODY_OBJECTS).await?;
     check_write(&state, &req, Write::Replace { id: &id }, &body).await?;
     let record = state.commands.replace(id, body).await?;
-    Ok(HttpResponse::Ok().json(ScheduleView::from(&record)))
+    Ok(HttpResponse::Ok().json(with_stats(&state, &record).await?))
 }
 
 #[utoipa::path(patch, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")), request_body = ScheduleBody,
@@ -149,7 +208,7 @@ pub async fn patch(
     let body: ScheduleBody = json_body(&req, payload, BODY_OBJECTS).await?;
     check_write(&state, &req, Write::Patch { id: &id }, &body).await?;
     let record = state.commands.patch(id, body).await?;
-    Ok(HttpResponse::Ok().json(ScheduleView::from(&record)))
+    Ok(HttpResponse::Ok().json(with_stats(&state, &record).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")),

@@ -6,10 +6,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::actors::schedule::ActorSnapshot;
+use crate::domain::labels::Labels;
 use crate::domain::validation::{body_of, CadenceBody};
 use crate::domain::{Policy, RetryPolicy, RunStatus, Target, TargetKind};
 use crate::store::runs::{ReceiptRow, RunRow};
 use crate::store::schedules::ScheduleRecord;
+use crate::store::stats::StatsRow;
 
 /// Timestamps are RFC 3339 UTC with `Z`.
 mod instant {
@@ -48,6 +50,8 @@ pub struct ScheduleView {
     pub start_at: Option<DateTime<Utc>>,
     #[serde(with = "instant::option")]
     pub end_at: Option<DateTime<Utc>>,
+    pub labels: Labels,
+    pub description: Option<String>,
     #[serde(with = "instant::option")]
     pub paused_at: Option<DateTime<Utc>>,
     #[serde(with = "instant::option")]
@@ -58,6 +62,7 @@ pub struct ScheduleView {
     pub created_at: DateTime<Utc>,
     #[serde(with = "instant")]
     pub updated_at: DateTime<Utc>,
+    pub stats: StatsView,
     /// The schedule's live actor on this node (GET only).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<ActorSnapshot>)]
@@ -81,11 +86,14 @@ impl From<&ScheduleRecord> for ScheduleView {
             retry: r.spec.retry,
             start_at: r.spec.start_at,
             end_at: r.spec.end_at,
+            labels: r.spec.labels.clone(),
+            description: r.spec.description.clone(),
             paused_at: r.paused_at,
             next_run_at: r.next_run_at,
             last_run_at: r.last_run_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            stats: StatsView::default(),
             actor: None,
         }
     }
@@ -99,6 +107,7 @@ pub struct ScheduleSummaryView {
     pub timezone: String,
     pub schedule: CadenceBody,
     pub target_kind: TargetKind,
+    pub labels: Labels,
     #[serde(with = "instant::option")]
     pub paused_at: Option<DateTime<Utc>>,
     #[serde(with = "instant::option")]
@@ -109,6 +118,7 @@ pub struct ScheduleSummaryView {
     pub created_at: DateTime<Utc>,
     #[serde(with = "instant")]
     pub updated_at: DateTime<Utc>,
+    pub stats: StatsView,
 }
 
 impl From<&ScheduleRecord> for ScheduleSummaryView {
@@ -120,11 +130,47 @@ impl From<&ScheduleRecord> for ScheduleSummaryView {
             timezone: r.spec.timezone.name().to_string(),
             schedule: cadence_of(r),
             target_kind: r.spec.target.kind(),
+            labels: r.spec.labels.clone(),
             paused_at: r.paused_at,
             next_run_at: r.next_run_at,
             last_run_at: r.last_run_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            stats: StatsView::default(),
+        }
+    }
+}
+
+/// A schedule's run statistics (API.md, *Schedule*, `stats`): zeros and nulls until a
+/// run ends.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct StatsView {
+    pub runs_total: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub dead_lettered: i64,
+    pub cancelled: i64,
+    pub skipped: i64,
+    pub last_status: Option<String>,
+    pub last_run_id: Option<String>,
+    #[serde(with = "instant::option")]
+    pub last_finished_at: Option<DateTime<Utc>>,
+    pub last_duration_ms: Option<i64>,
+}
+
+impl From<StatsRow> for StatsView {
+    fn from(r: StatsRow) -> Self {
+        StatsView {
+            runs_total: r.runs_total,
+            succeeded: r.succeeded,
+            failed: r.failed,
+            dead_lettered: r.dead_lettered,
+            cancelled: r.cancelled,
+            skipped: r.skipped,
+            last_status: r.last_status,
+            last_run_id: r.last_run_id,
+            last_finished_at: r.last_finished_at,
+            last_duration_ms: r.last_duration_ms,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod export;
 pub mod output;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
+use crate::domain::labels::Selector;
 use client::{segment, CliError, Client};
 
 /// Where the client commands connect when neither `--server` nor `WAKEPLANE_SERVER` is set.
@@ -58,7 +60,8 @@ pub struct GlobalOpts {
         help_heading = "Client options"
     )]
     pub token: Option<String>,
-    /// Output of client commands: readable tables, or the API's JSON for scripts.
+    /// Output of client commands: readable tables or the API's JSON for scripts; `export`
+    /// writes YAML unless `-o json`.
     #[arg(
         short = 'o',
         long,
@@ -74,6 +77,7 @@ pub struct GlobalOpts {
 pub enum Format {
     Table,
     Json,
+    Yaml,
 }
 
 /// The client commands, flattened into the binary's command list.
@@ -89,6 +93,12 @@ pub enum Command {
     Status,
     /// Make the server's schedules match manifests, by name (create, update, prune).
     Apply(ApplyArgs),
+    /// Write the server's schedules as manifests `apply` reads back as unchanged.
+    Export {
+        /// Only schedules whose labels match this selector (e.g. `team=data,env!=dev`).
+        #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+        selector: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,6 +114,9 @@ pub enum ScheduleCommand {
         /// Only enabled (true) or paused (false) schedules.
         #[arg(long, value_name = "BOOL")]
         enabled: Option<bool>,
+        /// Only schedules whose labels match (`team=data`, `env in (prod,dev)`, `!legacy`, …).
+        #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+        selector: Option<String>,
         /// Page size (1-500; the server's default is 50).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=500))]
         limit: Option<u32>,
@@ -197,9 +210,12 @@ pub struct ApplyArgs {
     /// Print the plan without changing anything.
     #[arg(long)]
     pub dry_run: bool,
-    /// Also delete schedules that no manifest names.
+    /// Also delete schedules that no manifest names (with `-l`, only those the selector matches).
     #[arg(long)]
     pub prune: bool,
+    /// Apply only the manifests whose labels match, and prune only schedules that match.
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
 }
 
 /// Runs one client command and returns the process exit code; errors go to stderr as
@@ -233,6 +249,11 @@ fn print_json(v: &Value) {
     outln(&serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
 }
 
+/// A selector checked here before anything is sent (the server would refuse it anyway).
+fn parse_selector(s: &str) -> Result<Selector, CliError> {
+    Selector::parse(s).map_err(|e| CliError::usage(format!("bad selector {s:?}: {e}")))
+}
+
 struct Ctx {
     client: Client,
     json: bool,
@@ -243,6 +264,11 @@ fn dispatch(opts: &GlobalOpts, command: Command) -> Result<(), CliError> {
         client: Client::new(&opts.server, opts.token.as_deref())?,
         json: opts.output == Format::Json,
     };
+    if opts.output == Format::Yaml && !matches!(command, Command::Export { .. }) {
+        return Err(CliError::usage(
+            "-o yaml is for `export` only; use -o table or -o json",
+        ));
+    }
     match command {
         Command::Schedule(c) => schedule(&ctx, c),
         Command::Run(c) => run_command(&ctx, c),
@@ -256,6 +282,13 @@ fn dispatch(opts: &GlobalOpts, command: Command) -> Result<(), CliError> {
             Ok(())
         }
         Command::Apply(a) => apply_command(&ctx, a),
+        Command::Export { selector } => {
+            let parsed = selector.as_deref().map(parse_selector).transpose()?;
+            let both = selector.as_deref().zip(parsed.as_ref());
+            let text = export::export(&ctx.client, both, opts.output == Format::Json)?;
+            out(&text);
+            Ok(())
+        }
     }
 }
 
@@ -346,13 +379,18 @@ fn schedule(ctx: &Ctx, command: ScheduleCommand) -> Result<(), CliError> {
         ScheduleCommand::Create { files } => create(ctx, &files),
         ScheduleCommand::List {
             enabled,
+            selector,
             limit,
             cursor,
             all,
         } => {
-            let query = enabled
+            let mut query = enabled
                 .map(|e| vec![("enabled", e.to_string())])
                 .unwrap_or_default();
+            if let Some(s) = selector {
+                parse_selector(&s)?;
+                query.push(("label_selector", s));
+            }
             let page = list_page(c, "/v1/schedules", query, limit, cursor, all)?;
             print_list(ctx, &page, output::schedule_table);
             Ok(())
@@ -545,10 +583,15 @@ fn run_command(ctx: &Ctx, command: RunCommand) -> Result<(), CliError> {
 /// `apply`: read and check every manifest, fetch the server's schedules, print the plan,
 /// then (unless --dry-run) execute it; non-zero when any step failed.
 fn apply_command(ctx: &Ctx, args: ApplyArgs) -> Result<(), CliError> {
-    let manifests = apply::load(&args.files)?;
+    let selector = args.selector.as_deref().map(parse_selector).transpose()?;
+    let mut manifests = apply::load(&args.files)?;
     apply::check_names(&manifests)?;
+    // As `kubectl apply -l`: manifests the selector does not match are left out.
+    if let Some(sel) = &selector {
+        manifests.retain(|m| sel.matches(&apply::labels_of(&Value::Object(m.body.clone()))));
+    }
     let existing: BTreeMap<String, Value> =
-        apply::fetch_existing(&ctx.client, &manifests, args.prune)?;
+        apply::fetch_existing(&ctx.client, &manifests, args.prune, selector.as_ref())?;
     let steps = apply::plan(&manifests, &existing, args.prune);
     if !ctx.json {
         out(&apply::render_plan(&steps));

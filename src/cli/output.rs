@@ -163,9 +163,21 @@ pub fn schedule_table(list: &[Value]) -> String {
         return "No schedules.\n".into();
     }
     let mut t = Table::new(&[
-        "ID", "NAME", "ENABLED", "CADENCE", "TIMEZONE", "TARGET", "NEXT RUN", "LAST RUN",
+        "ID",
+        "NAME",
+        "ENABLED",
+        "CADENCE",
+        "TIMEZONE",
+        "TARGET",
+        "LABELS",
+        "NEXT RUN",
+        "LAST RUN",
+        "LAST STATUS",
+        "OK/TOTAL",
     ]);
     for s in list {
+        let stats = s.get("stats");
+        let count = |k: &str| text(stats.and_then(|st| st.get(k)));
         t.row(vec![
             field(s, "id"),
             field(s, "name"),
@@ -173,11 +185,26 @@ pub fn schedule_table(list: &[Value]) -> String {
             cadence(s.get("schedule")),
             field(s, "timezone"),
             field(s, "target_kind"),
+            labels(s.get("labels")),
             field(s, "next_run_at"),
             field(s, "last_run_at"),
+            text(stats.and_then(|st| st.get("last_status"))),
+            format!("{}/{}", count("succeeded"), count("runs_total")),
         ]);
     }
     t.render()
+}
+
+/// Labels as `k=v,k2=v2` (sorted by key, as the server returns them), `-` for none.
+pub fn labels(v: Option<&Value>) -> String {
+    match v.and_then(Value::as_object) {
+        Some(m) if !m.is_empty() => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => "-".into(),
+    }
 }
 
 /// One schedule (`schedule get`, `schedule create`).

@@ -150,6 +150,8 @@ mod tests {
             retry: RetryPolicy::default(),
             start_at: None,
             end_at: None,
+            labels: Default::default(),
+            description: None,
         }
     }
 

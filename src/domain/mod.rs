@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod cadence;
 pub mod dispatch;
 pub mod ids;
+pub mod labels;
 pub mod lifecycle;
 pub mod misfire;
 pub mod run;

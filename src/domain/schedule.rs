@@ -181,6 +181,8 @@ pub struct ScheduleSpec {
     pub retry: RetryPolicy,
     pub start_at: Option<DateTime<Utc>>,
     pub end_at: Option<DateTime<Utc>>,
+    pub labels: super::labels::Labels,
+    pub description: Option<String>,
 }
 
 impl ScheduleSpec {

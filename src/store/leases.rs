@@ -12,6 +12,7 @@ use diesel::prelude::*;
 
 use super::runs::{self, DeadLetterRow, ReceiptRow, RunRow};
 use super::schema::{schedule_runs, schedules, worker_leases};
+use super::stats::StatsDelta;
 use super::status::literal_in;
 use super::StoreError;
 use crate::domain::backoff::{after_failure, AfterFailure};
@@ -417,6 +418,7 @@ pub fn finish(
         schedule_ids.dedup();
         let policies = retry_policies_of(conn, &schedule_ids)?;
         let released: Vec<String> = runs.keys().cloned().collect();
+        let mut stats = StatsDelta::default();
         let mut out = Vec::with_capacity(items.len());
         for (id, completion) in items {
             let Some(run) = runs.remove(&id) else {
@@ -427,10 +429,11 @@ pub fn finish(
                 .get(&run.schedule_id)
                 .cloned()
                 .ok_or(StoreError::NotFound)?;
-            out.push(end_run(conn, &run, completion, policy, now)?);
+            out.push(end_run(conn, &run, completion, policy, now, &mut stats)?);
         }
         diesel::delete(worker_leases::table.filter(worker_leases::run_id.eq_any(&released)))
             .execute(conn)?;
+        stats.apply(conn)?;
         Ok(out)
     })
 }
@@ -474,14 +477,15 @@ fn retry_policy_of(conn: &mut PgConnection, schedule_id: &str) -> Result<RetryPo
         .ok_or(StoreError::NotFound)
 }
 
-/// Writes the terminal state of `run` plus its retry row or dead letter. Part of a caller's
-/// transaction.
+/// Writes the terminal state of `run` plus its retry row or dead letter, and counts it in
+/// `stats` (which the caller applies last). Part of a caller's transaction.
 fn end_run(
     conn: &mut PgConnection,
     run: &RunRow,
     c: Completion,
     retry: RetryPolicy,
     now: DateTime<Utc>,
+    stats: &mut StatsDelta,
 ) -> Result<Finished, StoreError> {
     let c = c.storable();
     let mut status = c.status;
@@ -543,6 +547,7 @@ fn end_run(
         ))
         .execute(conn)?;
     runs::insert_receipts(conn, &c.receipts)?;
+    stats.ended(run, status, now);
     Ok(Finished::Recorded {
         status,
         retry: retry_row,
@@ -586,6 +591,7 @@ pub fn recover_expired(
                 .skip_locked()
                 .load(conn)?;
             let mut recovered = Vec::new();
+            let mut stats = StatsDelta::default();
             for lease in &leases {
                 let run: Option<RunRow> = schedule_runs::table
                     .find(&lease.run_id)
@@ -621,7 +627,8 @@ pub fn recover_expired(
                             error_text: Some(LEASE_EXPIRED.to_string()),
                             receipts: Vec::new(),
                         };
-                        let status = match end_run(conn, &run, completion, retry, now)? {
+                        let status = match end_run(conn, &run, completion, retry, now, &mut stats)?
+                        {
                             Finished::Recorded { status, .. } => status,
                             Finished::Lost => RunStatus::Failed,
                         };
@@ -634,6 +641,7 @@ pub fn recover_expired(
                     _ => {}
                 }
             }
+            stats.apply(conn)?;
             Ok::<_, StoreError>((leases.len(), recovered))
         })?;
         out.extend(step.1);

@@ -7,11 +7,13 @@
 //! database is known to be down. This module knows nothing about HTTP or actors.
 
 mod circuit;
+pub mod filters;
 pub mod leases;
 pub mod paging;
 pub mod runs;
 pub mod schedules;
 pub mod schema;
+pub mod stats;
 pub(crate) mod status;
 
 use std::sync::Arc;

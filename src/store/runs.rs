@@ -5,7 +5,6 @@
 //! already exists does nothing and says so. Terminal runs are never updated here.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::count_star;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 
@@ -187,24 +186,6 @@ pub fn dead_letters_of(
         .load(conn)?)
 }
 
-/// Run counts by status, plus the number of dead-letter rows.
-pub fn counts_by_status(
-    conn: &mut PgConnection,
-) -> Result<(Vec<(RunStatus, i64)>, i64), StoreError> {
-    let rows: Vec<(String, i64)> = schedule_runs::table
-        .group_by(schedule_runs::status)
-        .select((schedule_runs::status, count_star()))
-        .load(conn)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (s, n) in rows {
-        if let Ok(status) = s.parse() {
-            out.push((status, n));
-        }
-    }
-    let dead = dead_letters::table.count().get_result(conn)?;
-    Ok((out, dead))
-}
-
 pub fn insert_dead_letter(conn: &mut PgConnection, row: &DeadLetterRow) -> Result<(), StoreError> {
     diesel::insert_into(dead_letters::table)
         .values(row)
@@ -259,7 +240,8 @@ pub fn unfinished_of_many(
         .load(conn)?)
 }
 
-/// Marks waiting runs `skipped` (overlap policy); returns the ids actually skipped.
+/// Marks waiting runs `skipped` (overlap policy), counting them in the schedules' stats in
+/// the same transaction; returns the ids actually skipped.
 pub fn skip_waiting(
     conn: &mut PgConnection,
     run_ids: &[String],
@@ -269,17 +251,25 @@ pub fn skip_waiting(
     if run_ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(diesel::update(
-        schedule_runs::table
-            .filter(schedule_runs::id.eq_any(run_ids))
-            .filter(schedule_runs::status.eq_any(RunStatus::WAITING)),
-    )
-    .set((
-        schedule_runs::status.eq(RunStatus::Skipped),
-        schedule_runs::finished_at.eq(now),
-        schedule_runs::error_text.eq(reason),
-        schedule_runs::updated_at.eq(now),
-    ))
-    .returning(schedule_runs::id)
-    .get_results(conn)?)
+    conn.transaction(|conn| {
+        let skipped: Vec<RunRow> = diesel::update(
+            schedule_runs::table
+                .filter(schedule_runs::id.eq_any(run_ids))
+                .filter(schedule_runs::status.eq_any(RunStatus::WAITING)),
+        )
+        .set((
+            schedule_runs::status.eq(RunStatus::Skipped),
+            schedule_runs::finished_at.eq(now),
+            schedule_runs::error_text.eq(reason),
+            schedule_runs::updated_at.eq(now),
+        ))
+        .returning(RunRow::as_returning())
+        .get_results(conn)?;
+        let mut stats = super::stats::StatsDelta::default();
+        for run in &skipped {
+            stats.ended(run, RunStatus::Skipped, now);
+        }
+        stats.apply(conn)?;
+        Ok(skipped.into_iter().map(|r| r.id).collect())
+    })
 }

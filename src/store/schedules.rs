@@ -8,9 +8,11 @@ use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 
+pub use super::filters::ScheduleFilter;
 use super::paging::{page_from, Cursor, Page};
 use super::runs::{self, RunRow};
 use super::schema::schedules;
+use super::stats::StatsDelta;
 use super::StoreError;
 use crate::domain::ids::{self, ScheduleId};
 use crate::domain::{misfire, RunStatus};
@@ -48,6 +50,8 @@ pub struct ScheduleRow {
     pub last_run_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub labels: serde_json::Value,
+    pub description: Option<String>,
 }
 
 impl ScheduleRecord {
@@ -89,6 +93,9 @@ impl ScheduleRecord {
             last_run_at: self.last_run_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            labels: serde_json::to_value(&spec.labels)
+                .unwrap_or_else(|_| serde_json::Value::Object(Default::default())),
+            description: spec.description.clone(),
         }
     }
 }
@@ -140,6 +147,8 @@ impl TryFrom<ScheduleRow> for ScheduleRecord {
             },
             start_at: r.start_at,
             end_at: r.end_at,
+            labels: serde_json::from_value(r.labels).map_err(|e| corrupt(&id, e))?,
+            description: r.description,
         };
         Ok(ScheduleRecord {
             id: r.id,
@@ -170,6 +179,9 @@ pub fn insert(conn: &mut PgConnection, record: &ScheduleRecord) -> Result<(), St
         .values(record.to_row())
         .execute(conn)
         .map_err(name_taken(record))?;
+    // Its stats row exists from the start, so ending a run only ever updates it (an
+    // insert's foreign-key check would lock the schedule row and could deadlock a DELETE).
+    super::stats::create_row(conn, &record.id)?;
     Ok(())
 }
 
@@ -247,19 +259,18 @@ pub fn all(conn: &mut PgConnection) -> Result<Vec<ScheduleRecord>, StoreError> {
         .collect()
 }
 
-/// One page, newest first, optionally only enabled or paused ones.
+/// One page, newest first, of the schedules `filter` selects.
 pub fn list(
     conn: &mut PgConnection,
-    enabled: Option<bool>,
+    filter: &ScheduleFilter,
     cursor: Option<&Cursor>,
     limit: i64,
 ) -> Result<Page<ScheduleRecord>, StoreError> {
-    let mut q = schedules::table
-        .select(ScheduleRow::as_select())
-        .into_boxed();
-    if let Some(e) = enabled {
-        q = q.filter(schedules::enabled.eq(e));
-    }
+    let mut q = filter.apply(
+        schedules::table
+            .select(ScheduleRow::as_select())
+            .into_boxed(),
+    );
     if let Some(c) = cursor {
         q = q.filter(
             schedules::created_at
@@ -334,7 +345,12 @@ pub fn materialise_due(
     now: DateTime<Utc>,
     armed_for: Option<DateTime<Utc>>,
 ) -> Result<Materialised, StoreError> {
-    conn.transaction(|conn| materialise_due_within(conn, id, now, armed_for))
+    conn.transaction(|conn| {
+        let mut stats = StatsDelta::default();
+        let m = materialise_due_within(conn, id, now, armed_for, &mut stats)?;
+        stats.apply(conn)?;
+        Ok(m)
+    })
 }
 
 /// One schedule's wake-up in a batch: `(schedule id, now, the occurrence its actor was
@@ -355,14 +371,18 @@ pub fn materialise_due_batch(
     conn.transaction(|conn| {
         let mut out: Vec<Option<Result<Materialised, StoreError>>> =
             (0..requests.len()).map(|_| None).collect();
+        let mut stats = StatsDelta::default();
         for i in order {
             let (id, now, armed_for) = &requests[i];
-            out[i] = Some(match materialise_due_within(conn, id, *now, *armed_for) {
-                Err(StoreError::NotFound) => Err(StoreError::NotFound),
-                Err(e) => return Err(e),
-                Ok(m) => Ok(m),
-            });
+            out[i] = Some(
+                match materialise_due_within(conn, id, *now, *armed_for, &mut stats) {
+                    Err(StoreError::NotFound) => Err(StoreError::NotFound),
+                    Err(e) => return Err(e),
+                    Ok(m) => Ok(m),
+                },
+            );
         }
+        stats.apply(conn)?;
         Ok(out
             .into_iter()
             .map(|r| r.unwrap_or(Err(StoreError::NotFound)))
@@ -370,12 +390,14 @@ pub fn materialise_due_batch(
     })
 }
 
-/// The body of [`materialise_due`], inside the caller's transaction.
+/// The body of [`materialise_due`], inside the caller's transaction; the skipped runs it
+/// inserts are counted in `stats`, which the caller applies last.
 fn materialise_due_within(
     conn: &mut PgConnection,
     id: &str,
     now: DateTime<Utc>,
     armed_for: Option<DateTime<Utc>>,
+    stats: &mut StatsDelta,
 ) -> Result<Materialised, StoreError> {
     let mut record = find_for_update(conn, id)?;
     let due = match record.due_by(now) {
@@ -440,6 +462,11 @@ fn materialise_due_within(
         .collect();
     rows.extend(runnable_rows.iter().cloned());
     let inserted = runs::insert_many_if_absent(conn, &rows)?;
+    for r in rows.iter().filter(|r| r.status == RunStatus::Skipped) {
+        if inserted.contains(&r.id) {
+            stats.ended(r, RunStatus::Skipped, now);
+        }
+    }
     let runnable: Vec<RunRow> = runnable_rows
         .into_iter()
         .filter(|r| inserted.contains(&r.id))

@@ -76,6 +76,24 @@ diesel::table! {
         last_run_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        labels -> Jsonb,
+        description -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    schedule_stats (schedule_id) {
+        schedule_id -> Text,
+        runs_total -> Int8,
+        succeeded -> Int8,
+        failed -> Int8,
+        dead_lettered -> Int8,
+        cancelled -> Int8,
+        skipped -> Int8,
+        last_status -> Nullable<Text>,
+        last_run_id -> Nullable<Text>,
+        last_finished_at -> Nullable<Timestamptz>,
+        last_duration_ms -> Nullable<Int8>,
     }
 }
 
@@ -93,12 +111,14 @@ diesel::joinable!(dead_letters -> schedule_runs (run_id));
 diesel::joinable!(dead_letters -> schedules (schedule_id));
 diesel::joinable!(execution_receipts -> schedule_runs (run_id));
 diesel::joinable!(schedule_runs -> schedules (schedule_id));
+diesel::joinable!(schedule_stats -> schedules (schedule_id));
 diesel::joinable!(worker_leases -> schedule_runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     dead_letters,
     execution_receipts,
     schedule_runs,
+    schedule_stats,
     schedules,
     worker_leases,
 );

@@ -3,8 +3,10 @@
 mod errors;
 mod health;
 mod helpers;
+mod labels;
 mod openapi;
 mod operator;
 mod runs;
 mod schedules;
 mod security;
+mod stats;

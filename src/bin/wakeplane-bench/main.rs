@@ -18,6 +18,7 @@ mod boot;
 mod env;
 mod fire_lag;
 mod memory;
+mod reads;
 mod report;
 mod throughput;
 
@@ -55,6 +56,8 @@ enum Scenario {
     Memory(memory::MemoryArgs),
     /// Process start → ready with N schedules and every actor armed.
     Boot(boot::BootArgs),
+    /// The schedule list by label selector over many schedules; /v1/status over a big ledger.
+    Reads(reads::ReadsArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +99,7 @@ fn run() -> Result<()> {
             Scenario::Throughput(args) => throughput::run(args, &db, tuning).await,
             Scenario::Memory(args) => memory::run(args, &db, tuning).await,
             Scenario::Boot(args) => boot::run(args, &db, tuning).await,
+            Scenario::Reads(args) => reads::run(args, &db, tuning).await,
         }
     })?;
     let mut facts = env::machine_facts(&db);

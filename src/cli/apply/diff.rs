@@ -23,6 +23,7 @@ const SERVER_OWNED: &[&str] = &[
     "created_at",
     "updated_at",
     "actor",
+    "stats",
 ];
 
 /// How two values are compared.
@@ -37,7 +38,7 @@ enum Cmp {
     Instant,
 }
 
-fn policy_defaults() -> Vec<(&'static str, Value)> {
+pub fn policy_defaults() -> Vec<(&'static str, Value)> {
     vec![
         ("overlap", json!("forbid")),
         ("misfire", json!("run_once_if_late")),
@@ -46,7 +47,7 @@ fn policy_defaults() -> Vec<(&'static str, Value)> {
     ]
 }
 
-fn retry_defaults() -> Vec<(&'static str, Value)> {
+pub fn retry_defaults() -> Vec<(&'static str, Value)> {
     vec![
         ("max_attempts", json!(0)),
         ("strategy", json!("exponential")),
@@ -104,12 +105,37 @@ pub fn diff(manifest: &Map<String, Value>, current: &Value) -> Vec<Change> {
     d.with_defaults("retry", &want("retry"), &have("retry"), retry_defaults());
     d.cmp("start_at", want("start_at"), have("start_at"), Cmp::Instant);
     d.cmp("end_at", want("end_at"), have("end_at"), Cmp::Instant);
+    let labels = match want("labels") {
+        Value::Null => json!({}),
+        v => v,
+    };
+    // A server without labels (an older one) has none.
+    let current = match have("labels") {
+        Value::Null => json!({}),
+        v => v,
+    };
+    d.cmp("labels", labels, current, Cmp::Exact);
+    d.cmp(
+        "description",
+        want("description"),
+        have("description"),
+        Cmp::Exact,
+    );
 
     // Anything else the manifest says (a newer server field, or a typo the server will
     // reject) is compared as it is.
     let known = [
-        "name", "enabled", "timezone", "schedule", "target", "policy", "retry", "start_at",
+        "name",
+        "enabled",
+        "timezone",
+        "schedule",
+        "target",
+        "policy",
+        "retry",
+        "start_at",
         "end_at",
+        "labels",
+        "description",
     ];
     for (k, v) in manifest {
         if !known.contains(&k.as_str()) && !SERVER_OWNED.contains(&k.as_str()) {

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::load::Manifest;
 use super::plan::{Action, Step};
 use crate::cli::client::{segment, CliError, Client};
+use crate::domain::labels::{Labels, Selector};
 
 /// The outcome of one executed step.
 pub struct Outcome {
@@ -18,12 +19,26 @@ pub struct Outcome {
     pub error: Option<CliError>,
 }
 
+/// A schedule's (or manifest's) labels; anything else than an object of strings is none.
+pub fn labels_of(v: &Value) -> Labels {
+    v.get("labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Fetches every existing schedule (all pages), then the full definition of each one a
-/// manifest names (summaries lack policy, retry and target details).
+/// manifest names (summaries lack policy, retry and target details). With `prune`, the
+/// others are kept as prune candidates only when `selector` (if any) matches their labels.
 pub fn fetch_existing(
     client: &Client,
     manifests: &[Manifest],
     prune: bool,
+    selector: Option<&Selector>,
 ) -> Result<BTreeMap<String, Value>, CliError> {
     let summaries = client.get_all("/v1/schedules", &[], 500)?;
     let wanted: BTreeSet<String> = manifests.iter().filter_map(Manifest::name).collect();
@@ -44,7 +59,7 @@ pub fn fetch_existing(
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
-        } else if prune {
+        } else if prune && selector.map_or(true, |sel| sel.matches(&labels_of(&s))) {
             existing.insert(name.to_string(), s);
         }
     }

@@ -14,7 +14,7 @@ mod plan;
 #[cfg(test)]
 mod tests;
 
-pub use diff::{diff, Change};
-pub use execute::{execute, fetch_existing, to_json, Outcome};
+pub use diff::{diff, policy_defaults, retry_defaults, Change};
+pub use execute::{execute, fetch_existing, labels_of, to_json, Outcome};
 pub use load::{load, parse_documents, Manifest};
 pub use plan::{check_names, plan, render_plan, summary, Action, Step};

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::domain::cadence::Cadence;
+use crate::domain::labels::Labels;
 use crate::domain::schedule::{ScheduleSpec, Target};
 
 /// Deserialises a present field (even `null`) as `Some(..)`, so PATCH can tell
@@ -121,6 +122,12 @@ pub struct ScheduleBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub end_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    pub labels: Option<Option<Labels>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
     // Server-owned, ignored.
     #[serde(default, rename = "id")]
     #[schema(ignore)]
@@ -143,6 +150,9 @@ pub struct ScheduleBody {
     #[serde(default, rename = "actor")]
     #[schema(ignore)]
     _actor: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "stats")]
+    #[schema(ignore)]
+    _stats: Option<serde::de::IgnoredAny>,
 }
 
 /// Merges a PATCH body onto the current definition (as a body): `policy` and `retry`
@@ -152,7 +162,17 @@ pub fn merge_patch(current: &ScheduleBody, patch: &ScheduleBody) -> ScheduleBody
     macro_rules! replace_if_present {
         ($($field:ident),+) => { $(if patch.$field.is_some() { merged.$field = patch.$field.clone(); })+ };
     }
-    replace_if_present!(name, enabled, timezone, schedule, target, start_at, end_at);
+    replace_if_present!(
+        name,
+        enabled,
+        timezone,
+        schedule,
+        target,
+        start_at,
+        end_at,
+        labels,
+        description
+    );
     if let Some(p) = &patch.policy {
         let base = flat(&current.policy).cloned().unwrap_or_default();
         merged.policy = Some(p.as_ref().map(|p| PolicyBody {
@@ -245,6 +265,8 @@ pub fn body_of(spec: &ScheduleSpec) -> ScheduleBody {
         })),
         start_at: Some(spec.start_at.map(format_instant)),
         end_at: Some(spec.end_at.map(format_instant)),
+        labels: Some(Some(spec.labels.clone())),
+        description: Some(spec.description.clone()),
         ..Default::default()
     }
 }

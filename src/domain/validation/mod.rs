@@ -117,6 +117,20 @@ pub fn parse_schedule(
             errors.push(FieldError::new("start_at", "must not be after end_at"));
         }
     }
+    let labels = flat(&body.labels).cloned().unwrap_or_default();
+    for (field, message) in super::labels::problems(&labels) {
+        errors.push(FieldError::new(&field, message));
+    }
+    let description = flat(&body.description).cloned();
+    if description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 1024)
+    {
+        errors.push(FieldError::new(
+            "description",
+            "must be at most 1024 characters",
+        ));
+    }
 
     match (name, timezone, cadence, target) {
         (Some(name), Some(timezone), Some(cadence), Some(target)) if errors.is_empty() => {
@@ -130,6 +144,8 @@ pub fn parse_schedule(
                 retry,
                 start_at,
                 end_at,
+                labels,
+                description,
             })
         }
         _ => Err(errors),

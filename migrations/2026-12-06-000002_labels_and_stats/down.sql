@@ -1,0 +1,2 @@
+DROP TABLE schedule_stats;
+ALTER TABLE schedules DROP COLUMN description, DROP COLUMN labels;

@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY IF EXISTS schedules_labels_idx;

@@ -1,0 +1,229 @@
+//! Provides per-schedule run statistics (`schedule_stats`): running counters that each
+//! transaction ending runs adds to, and the run counts `/v1/status` and metrics read.
+//!
+//! Callers collect what a transaction ended in a [`StatsDelta`] and call
+//! [`StatsDelta::apply`] as the transaction's LAST write: the rows are then locked in
+//! schedule id order by a transaction that waits for nothing else afterwards, so these
+//! locks never close a deadlock cycle. Nothing here ever scans the run ledger.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+
+use super::runs::RunRow;
+use super::schema::{schedule_runs, schedule_stats};
+use super::StoreError;
+use crate::domain::RunStatus;
+
+/// One schedule's counters, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = schedule_stats, check_for_backend(Pg))]
+pub struct StatsRow {
+    pub schedule_id: String,
+    pub runs_total: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub dead_lettered: i64,
+    pub cancelled: i64,
+    pub skipped: i64,
+    pub last_status: Option<String>,
+    pub last_run_id: Option<String>,
+    pub last_finished_at: Option<DateTime<Utc>>,
+    pub last_duration_ms: Option<i64>,
+}
+
+/// The run that most recently ended (other than skipped) in a delta.
+#[derive(Debug, Clone)]
+struct Last {
+    status: RunStatus,
+    run_id: String,
+    finished_at: DateTime<Utc>,
+    duration_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Counts {
+    by_status: [i64; 5],
+    last: Option<Last>,
+}
+
+const COUNTED: [RunStatus; 5] = [
+    RunStatus::Succeeded,
+    RunStatus::Failed,
+    RunStatus::DeadLettered,
+    RunStatus::Cancelled,
+    RunStatus::Skipped,
+];
+
+/// What one transaction added to each schedule's counters.
+#[derive(Debug, Clone, Default)]
+pub struct StatsDelta {
+    by_schedule: BTreeMap<String, Counts>,
+}
+
+impl StatsDelta {
+    /// Counts `run` as having ended `status` at `finished_at`. Non-terminal statuses are
+    /// ignored.
+    pub fn ended(&mut self, run: &RunRow, status: RunStatus, finished_at: DateTime<Utc>) {
+        let Some(slot) = COUNTED.iter().position(|s| *s == status) else {
+            return;
+        };
+        let c = self.by_schedule.entry(run.schedule_id.clone()).or_default();
+        c.by_status[slot] += 1;
+        if status == RunStatus::Skipped {
+            return;
+        }
+        // The newest end wins; among ends at the same instant, the greater (later) id.
+        if c.last
+            .as_ref()
+            .is_some_and(|l| (l.finished_at, l.run_id.as_str()) > (finished_at, run.id.as_str()))
+        {
+            return;
+        }
+        c.last = Some(Last {
+            status,
+            run_id: run.id.clone(),
+            finished_at,
+            duration_ms: run
+                .started_at
+                .map(|s| (finished_at - s).num_milliseconds().max(0)),
+        });
+    }
+
+    /// Adds the delta to the stored counters (creating a schedule's row on first use), in
+    /// schedule id order. Part of the caller's transaction, as its last write.
+    pub fn apply(&self, conn: &mut PgConnection) -> Result<(), StoreError> {
+        for (schedule_id, c) in &self.by_schedule {
+            let [succeeded, failed, dead_lettered, cancelled, skipped] = c.by_status;
+            let last = c.last.as_ref();
+            diesel::sql_query(
+                "INSERT INTO schedule_stats AS s (schedule_id, runs_total, succeeded, failed, \
+                 dead_lettered, cancelled, skipped, last_status, last_run_id, last_finished_at, \
+                 last_duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (schedule_id) DO UPDATE SET \
+                 runs_total = s.runs_total + excluded.runs_total, \
+                 succeeded = s.succeeded + excluded.succeeded, \
+                 failed = s.failed + excluded.failed, \
+                 dead_lettered = s.dead_lettered + excluded.dead_lettered, \
+                 cancelled = s.cancelled + excluded.cancelled, \
+                 skipped = s.skipped + excluded.skipped, \
+                 (last_status, last_run_id, last_finished_at, last_duration_ms) = \
+                 (SELECT CASE WHEN newer THEN excluded.last_status ELSE s.last_status END, \
+                         CASE WHEN newer THEN excluded.last_run_id ELSE s.last_run_id END, \
+                         CASE WHEN newer THEN excluded.last_finished_at ELSE s.last_finished_at END, \
+                         CASE WHEN newer THEN excluded.last_duration_ms ELSE s.last_duration_ms END \
+                  FROM (SELECT excluded.last_finished_at IS NOT NULL AND \
+                        (s.last_finished_at IS NULL OR (excluded.last_finished_at, excluded.last_run_id) \
+                        > (s.last_finished_at, s.last_run_id)) \
+                        AS newer) n)",
+            )
+            .bind::<Text, _>(schedule_id)
+            .bind::<BigInt, _>(c.by_status.iter().sum::<i64>())
+            .bind::<BigInt, _>(succeeded)
+            .bind::<BigInt, _>(failed)
+            .bind::<BigInt, _>(dead_lettered)
+            .bind::<BigInt, _>(cancelled)
+            .bind::<BigInt, _>(skipped)
+            .bind::<Nullable<Text>, _>(last.map(|l| l.status.as_str()))
+            .bind::<Nullable<Text>, _>(last.map(|l| l.run_id.as_str()))
+            .bind::<Nullable<Timestamptz>, _>(last.map(|l| l.finished_at))
+            .bind::<Nullable<BigInt>, _>(last.and_then(|l| l.duration_ms))
+            .execute(conn)?;
+        }
+        Ok(())
+    }
+}
+
+/// A new schedule's zero counters (part of the create's transaction).
+pub fn create_row(conn: &mut PgConnection, schedule_id: &str) -> Result<(), StoreError> {
+    diesel::insert_into(schedule_stats::table)
+        .values(schedule_stats::schedule_id.eq(schedule_id))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The counters of `schedule_ids` (a schedule without a row has zeros).
+pub fn of(
+    conn: &mut PgConnection,
+    schedule_ids: &[&str],
+) -> Result<HashMap<String, StatsRow>, StoreError> {
+    if schedule_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(schedule_stats::table
+        .filter(schedule_stats::schedule_id.eq_any(schedule_ids))
+        .select(StatsRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|r| (r.schedule_id.clone(), r))
+        .collect())
+}
+
+/// One schedule's counters.
+pub fn one(conn: &mut PgConnection, schedule_id: &str) -> Result<StatsRow, StoreError> {
+    Ok(of(conn, &[schedule_id])?
+        .remove(schedule_id)
+        .unwrap_or_else(|| StatsRow {
+            schedule_id: schedule_id.to_string(),
+            ..Default::default()
+        }))
+}
+
+/// Run counts by status, plus the number of dead-letter rows, without a scan of the
+/// ledger: active runs are counted through the partial index that holds only them, ended
+/// runs are the sum of the per-schedule counters (one row per schedule).
+pub fn run_counts(conn: &mut PgConnection) -> Result<(Vec<(RunStatus, i64)>, i64), StoreError> {
+    let active: Vec<(String, i64)> = schedule_runs::table
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "status IN ('pending', 'retry_scheduled', 'claimed', 'running')",
+        ))
+        .group_by(schedule_runs::status)
+        .select((schedule_runs::status, diesel::dsl::count_star()))
+        .load(conn)?;
+    let mut out = Vec::with_capacity(9);
+    for (s, n) in active {
+        if let Ok(status) = s.parse() {
+            out.push((status, n));
+        }
+    }
+    let sums: Sums = diesel::sql_query(
+        "SELECT sum(succeeded)::bigint AS succeeded, sum(failed)::bigint AS failed, \
+         sum(dead_lettered)::bigint AS dead_lettered, sum(cancelled)::bigint AS cancelled, \
+         sum(skipped)::bigint AS skipped FROM schedule_stats",
+    )
+    .get_result(conn)?;
+    let Sums {
+        succeeded,
+        failed,
+        dead_lettered,
+        cancelled,
+        skipped,
+    } = sums;
+    for (status, n) in COUNTED
+        .iter()
+        .zip([succeeded, failed, dead_lettered, cancelled, skipped])
+    {
+        out.push((*status, n.unwrap_or(0)));
+    }
+    // A dead-lettered run and its dead-letter row are written together, and both go with
+    // their schedule, so the counter is the number of dead-letter rows.
+    Ok((out, dead_lettered.unwrap_or(0)))
+}
+
+#[derive(QueryableByName)]
+struct Sums {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    succeeded: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    failed: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    dead_lettered: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    cancelled: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    skipped: Option<i64>,
+}
