@@ -7,6 +7,7 @@ use actix::Addr;
 
 use crate::actors::messages::{Apply, CommandReply, ScheduleCommand};
 use crate::actors::supervisor::{CreateSchedule, Supervisor};
+use crate::domain::backfill::Backfill;
 use crate::domain::validation::{FieldError, ScheduleBody};
 use crate::store::runs::RunRow;
 use crate::store::schedules::ScheduleRecord;
@@ -102,8 +103,13 @@ impl Commands {
         self.schedule(id, ScheduleCommand::Patch(patch)).await
     }
 
-    pub async fn pause(&self, id: String) -> Result<ScheduleRecord, CommandError> {
-        self.schedule(id, ScheduleCommand::Pause).await
+    /// Pauses; `note` (already checked) says why.
+    pub async fn pause(
+        &self,
+        id: String,
+        note: Option<String>,
+    ) -> Result<ScheduleRecord, CommandError> {
+        self.schedule(id, ScheduleCommand::Pause { note }).await
     }
 
     pub async fn resume(&self, id: String) -> Result<ScheduleRecord, CommandError> {
@@ -123,6 +129,19 @@ impl Commands {
     pub async fn trigger(&self, id: String, reason: String) -> Result<RunRow, CommandError> {
         match self.apply(id, ScheduleCommand::Trigger { reason }).await? {
             CommandReply::Run(r) => Ok(*r),
+            _ => Err(CommandError::SchedulerUnavailable),
+        }
+    }
+
+    /// Materialises the cadence's fire times in `[start, end)` through the schedule's
+    /// actor: `(created run ids, existing occurrences)`.
+    pub async fn backfill(
+        &self,
+        id: String,
+        backfill: Backfill,
+    ) -> Result<(Vec<String>, usize), CommandError> {
+        match self.apply(id, ScheduleCommand::Backfill(backfill)).await? {
+            CommandReply::Backfilled { run_ids, existing } => Ok((run_ids, existing)),
             _ => Err(CommandError::SchedulerUnavailable),
         }
     }

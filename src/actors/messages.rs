@@ -7,6 +7,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use crate::commands::CommandError;
+use crate::domain::backfill::Backfill;
 use crate::domain::validation::ScheduleBody;
 use crate::domain::{RunStatus, Target};
 use crate::store::runs::RunRow;
@@ -64,9 +65,16 @@ pub struct RunEnded {
 pub enum ScheduleCommand {
     Replace(ScheduleBody),
     Patch(ScheduleBody),
-    Pause,
+    /// Pause; a note says why (shown as `pause_note` until resumed).
+    Pause {
+        note: Option<String>,
+    },
     Resume,
-    Trigger { reason: String },
+    Trigger {
+        reason: String,
+    },
+    /// Materialise the cadence's fire times in a past window now (API.md, *Backfill*).
+    Backfill(Backfill),
     Delete,
 }
 
@@ -75,6 +83,11 @@ pub enum ScheduleCommand {
 pub enum CommandReply {
     Schedule(Box<ScheduleRecord>),
     Run(Box<RunRow>),
+    /// A backfill: the runs it created (oldest first) and how many occurrences existed.
+    Backfilled {
+        run_ids: Vec<String>,
+        existing: usize,
+    },
     Deleted,
 }
 

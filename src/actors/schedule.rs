@@ -6,7 +6,7 @@
 //! timers, applies commands routed by the Supervisor, and can be killed and rebuilt from
 //! the database at any instant: its memory is a cache of rows plus its timers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,13 +21,13 @@ use super::messages::{
 };
 use super::supervisor::{ActorStopped, Supervisor};
 use crate::commands::CommandError;
-use crate::domain::dispatch;
+use crate::domain::backfill::{self, Backfill};
 use crate::domain::ids;
 use crate::domain::validation::{
     body_of, merge_patch, parse_schedule, ScheduleBody, ValidationContext,
 };
 use crate::domain::{Policy, RunStatus, Target};
-use crate::store::runs::{self, RunRow};
+use crate::store::runs::{self, RunRow, ORIGIN_BACKFILL, ORIGIN_MANUAL};
 use crate::store::schedules::{self, Materialised, ScheduleRecord};
 use crate::store::{self, Store, StoreError};
 
@@ -117,6 +117,9 @@ pub struct ScheduleActor {
     active: Vec<String>,
     /// Active runs already asked to stop (`replace`).
     cancelling: Vec<String>,
+    /// Backfilled runs (waiting, retrying or active): the overlap policy never skips or
+    /// cancels them.
+    backfilled: HashSet<String>,
     retry_timers: HashMap<String, SpawnHandle>,
     capacity_retry: Option<SpawnHandle>,
     firing_allowed: bool,
@@ -141,6 +144,7 @@ impl ScheduleActor {
             waiting: Vec::new(),
             active: Vec::new(),
             cancelling: Vec::new(),
+            backfilled: HashSet::new(),
             retry_timers: HashMap::new(),
             capacity_retry: None,
             firing_allowed: true,
@@ -237,10 +241,15 @@ impl ScheduleActor {
         let now = store::now();
         self.waiting.clear();
         for run in runs {
+            if run.origin == ORIGIN_BACKFILL {
+                self.backfilled.insert(run.id.clone());
+            }
             if self.active.contains(&run.id) {
                 continue;
             }
             match run.status.as_str() {
+                // Jittered: not due yet, so not waiting yet.
+                "pending" if run.due_time > now => self.arm_retry(run.id, run.due_time, now, ctx),
                 "pending" => self.waiting.push((run.due_time, run.id)),
                 "retry_scheduled" => self.arm_retry(run.id, run.due_time, now, ctx),
                 _ => {} // claimed/running elsewhere: the database counts them at claim time
@@ -330,12 +339,18 @@ impl ScheduleActor {
         }));
     }
 
-    /// Queues freshly materialised runs (oldest first) for dispatch.
-    fn enqueue(&mut self, m: &Materialised) {
+    /// Queues freshly materialised runs (oldest first) for dispatch; a jittered one joins
+    /// the queue at its due time.
+    fn enqueue(&mut self, m: &Materialised, ctx: &mut Context<Self>) {
+        let now = store::now();
         for run in &m.runnable {
             tracing::info!(schedule_id = %self.id, run_id = %run.id, occurrence_key = %run.occurrence_key,
-                attempt = run.attempt, "occurrence materialised");
-            self.waiting.push((run.due_time, run.id.clone()));
+                attempt = run.attempt, due_time = %run.due_time, "occurrence materialised");
+            if run.due_time > now {
+                self.arm_retry(run.id.clone(), run.due_time, now, ctx);
+            } else {
+                self.waiting.push((run.due_time, run.id.clone()));
+            }
         }
         if m.skipped > 0 {
             tracing::info!(schedule_id = %self.id, skipped = m.skipped, "overdue occurrences skipped by the misfire policy");
@@ -344,7 +359,7 @@ impl ScheduleActor {
     }
 
     fn materialised(&mut self, m: Materialised, ctx: &mut Context<Self>) {
-        self.enqueue(&m);
+        self.enqueue(&m, ctx);
         self.record = Some(Cached::from(&m.record));
         // This actor computed the next occurrence and stays live for it.
         self.armed_for = m.record.next_run_at;
@@ -369,7 +384,7 @@ impl ScheduleActor {
         let id = run_id.clone();
         let handle = ctx.run_later(delay, move |act, ctx| {
             act.retry_timers.remove(&id);
-            tracing::info!(schedule_id = %act.id, run_id = %id, "retry due");
+            tracing::info!(schedule_id = %act.id, run_id = %id, "run due");
             act.waiting.push((due, id));
             act.waiting.sort();
             act.dispatch(ctx);
@@ -387,12 +402,13 @@ impl ScheduleActor {
         let timeout =
             Duration::from_secs(u64::try_from(record.policy.timeout_seconds).unwrap_or(300));
         let waiting_ids: Vec<String> = self.waiting.iter().map(|(_, id)| id.clone()).collect();
-        let plan = dispatch::plan(
+        let plan = backfill::plan_dispatch(
             record.policy.overlap,
             usize::try_from(record.policy.max_concurrency).unwrap_or(1),
             &self.active,
             &self.cancelling,
             &waiting_ids,
+            |id| self.backfilled.contains(id),
         );
         for run_id in &plan.cancel {
             tracing::info!(schedule_id = %self.id, run_id = %run_id, "cancelling active run (overlap replace)");
@@ -447,11 +463,14 @@ impl ScheduleActor {
         let store = self.deps.store.clone();
         let id = self.id.clone();
         match command {
-            ScheduleCommand::Replace(body) => self.update(move |_| body),
-            ScheduleCommand::Patch(patch) => {
-                self.update(move |current| merge_patch(&body_of(&current.spec), &patch))
+            ScheduleCommand::Replace(body) => {
+                self.update(body.max_occurrences.is_some(), move |_| body)
             }
-            ScheduleCommand::Pause => self.transition(|r, now| r.paused(now)),
+            ScheduleCommand::Patch(patch) => self
+                .update(patch.max_occurrences.is_some(), move |current| {
+                    merge_patch(&body_of(&current.spec), &patch)
+                }),
+            ScheduleCommand::Pause { note } => self.transition(move |r, now| r.paused(now, note)),
             ScheduleCommand::Resume => self.transition(|r, now| r.resumed(now)),
             ScheduleCommand::Trigger { reason } => {
                 let fut = store.run(move |conn| {
@@ -460,6 +479,7 @@ impl ScheduleActor {
                         RunRow::new(&id, String::new(), now, now, RunStatus::Pending, 1, now);
                     run.occurrence_key = ids::manual_occurrence_key(&run.id);
                     run.trigger_reason = Some(reason);
+                    run.origin = ORIGIN_MANUAL.to_string();
                     runs::insert_if_absent(conn, &run)?;
                     Ok::<_, StoreError>(run)
                 });
@@ -472,6 +492,7 @@ impl ScheduleActor {
                     Ok(CommandReply::Run(Box::new(run)))
                 }))
             }
+            ScheduleCommand::Backfill(request) => self.backfill(request),
             ScheduleCommand::Delete => {
                 for run_id in self
                     .active
@@ -497,9 +518,11 @@ impl ScheduleActor {
         }
     }
 
-    /// PUT/PATCH: validates the new body against the locked row and stores it.
+    /// PUT/PATCH: validates the new body against the locked row and stores it. A body that
+    /// carries `max_occurrences` starts the count again.
     fn update(
         &mut self,
+        recount: bool,
         make_body: impl FnOnce(&ScheduleRecord) -> ScheduleBody + Send + 'static,
     ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
         self.transition_with(move |current, now| {
@@ -509,8 +532,34 @@ impl ScheduleActor {
             };
             let spec =
                 parse_schedule(&make_body(current), &ctx).map_err(CommandError::Validation)?;
-            Ok(current.replaced(spec, now))
+            Ok(current.replaced(spec, now, recount))
         })
+    }
+
+    /// Inserts the window's occurrences (one transaction, idempotent on the ordinary keys),
+    /// then queues the new runs oldest first. The cadence, paused or not, is left alone.
+    fn backfill(
+        &mut self,
+        request: Backfill,
+    ) -> ResponseActFuture<Self, Result<CommandReply, CommandError>> {
+        let id = self.id.clone();
+        let fut = self
+            .deps
+            .store
+            .run(move |conn| backfill_runs(conn, &id, &request));
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            let (created, existing) = res?;
+            tracing::info!(schedule_id = %act.id, created = created.len(), existing, "backfill materialised");
+            let mut run_ids = Vec::with_capacity(created.len());
+            for run in created {
+                act.backfilled.insert(run.id.clone());
+                act.waiting.push((run.due_time, run.id.clone()));
+                run_ids.push(run.id);
+            }
+            act.waiting.sort();
+            act.dispatch(ctx);
+            Ok(CommandReply::Backfilled { run_ids, existing })
+        }))
     }
 
     fn transition(
@@ -560,7 +609,7 @@ impl ScheduleActor {
         });
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             let (before, record, materialised) = res?;
-            act.enqueue(&before);
+            act.enqueue(&before, ctx);
             match materialised {
                 Some(m) => {
                     let record = m.record.clone();
@@ -615,6 +664,10 @@ impl Handler<RunEnded> for ScheduleActor {
     type Result = ();
     fn handle(&mut self, msg: RunEnded, ctx: &mut Self::Context) {
         let was_cancelling = self.cancelling.contains(&msg.run_id);
+        let was_backfilled = match msg.end {
+            RunEnd::Finished { .. } | RunEnd::Gone => self.backfilled.remove(&msg.run_id),
+            _ => self.backfilled.contains(&msg.run_id),
+        };
         self.active.retain(|id| *id != msg.run_id);
         self.cancelling.retain(|id| *id != msg.run_id);
         match msg.end {
@@ -624,6 +677,9 @@ impl Handler<RunEnded> for ScheduleActor {
                     self.last_error = Some(format!("run {} ended {status}", msg.run_id));
                 }
                 if let Some((retry_id, due)) = retry {
+                    if was_backfilled {
+                        self.backfilled.insert(retry_id.clone());
+                    }
                     tracing::info!(schedule_id = %self.id, run_id = %retry_id, due = %due, "retry scheduled");
                     self.arm_retry(retry_id, due, store::now(), ctx);
                 }
@@ -712,4 +768,43 @@ impl Handler<Inspect> for ScheduleActor {
             last_error: self.last_error.clone(),
         }
     }
+}
+
+/// The store work of a backfill, in one transaction: the window's fire times by the
+/// schedule's own cadence and zone, inserted unless their key exists. Returns the created
+/// runs (oldest first) and how many already existed.
+fn backfill_runs(
+    conn: &mut diesel::PgConnection,
+    id: &str,
+    request: &Backfill,
+) -> Result<(Vec<RunRow>, usize), CommandError> {
+    use diesel::Connection;
+    conn.transaction(|conn| {
+        let record = schedules::find(conn, id)?;
+        let times = backfill::fire_times(
+            &record.spec.cadence,
+            record.spec.timezone,
+            request.start,
+            request.end,
+        )
+        .map_err(|e| CommandError::Validation(vec![e]))?;
+        let now = store::now();
+        let rows: Vec<RunRow> = times
+            .iter()
+            .map(|nominal| {
+                let key = ids::occurrence_key(id, *nominal);
+                let mut run = RunRow::new(id, key, *nominal, *nominal, RunStatus::Pending, 1, now);
+                run.trigger_reason = Some(request.reason.clone());
+                run.origin = ORIGIN_BACKFILL.to_string();
+                run
+            })
+            .collect();
+        let inserted = runs::insert_many_if_absent(conn, &rows)?;
+        let existing = rows.len() - inserted.len();
+        let created = rows
+            .into_iter()
+            .filter(|r| inserted.contains(&r.id))
+            .collect();
+        Ok((created, existing))
+    })
 }

@@ -12,7 +12,7 @@ use super::paging::{page_from, Cursor, Page};
 use super::runs::{self, RunRow};
 use super::schema::schedules;
 use super::StoreError;
-use crate::domain::{ids, misfire, RunStatus};
+use crate::domain::{ids, jitter, limited, misfire, RunStatus};
 use crate::domain::{Cadence, CronExpr, Policy, RetryPolicy, ScheduleSpec, Target};
 
 /// One row of `schedules`, exactly as stored.
@@ -45,6 +45,10 @@ pub struct ScheduleRow {
     pub last_run_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub jitter_seconds: i32,
+    pub pause_note: Option<String>,
+    pub max_occurrences: Option<i32>,
+    pub occurrences_remaining: Option<i32>,
 }
 
 /// A stored schedule: its validated definition plus the server-owned fields.
@@ -53,8 +57,12 @@ pub struct ScheduleRecord {
     pub id: String,
     pub spec: ScheduleSpec,
     pub paused_at: Option<DateTime<Utc>>,
+    /// Why it was paused (`POST …/pause` with a note); cleared on resume.
+    pub pause_note: Option<String>,
     pub next_run_at: Option<DateTime<Utc>>,
     pub last_run_at: Option<DateTime<Utc>>,
+    /// Scheduled occurrences left under `max_occurrences`; `None` when unlimited.
+    pub occurrences_remaining: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -98,6 +106,10 @@ impl ScheduleRecord {
             last_run_at: self.last_run_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            jitter_seconds: spec.policy.jitter_seconds,
+            pause_note: self.pause_note.clone(),
+            max_occurrences: spec.max_occurrences,
+            occurrences_remaining: self.occurrences_remaining,
         }
     }
 }
@@ -140,6 +152,7 @@ impl TryFrom<ScheduleRow> for ScheduleRecord {
                 misfire: r.misfire_policy.parse().map_err(|e| corrupt(&id, e))?,
                 timeout_seconds: r.timeout_seconds,
                 max_concurrency: r.max_concurrency,
+                jitter_seconds: r.jitter_seconds,
             },
             retry: RetryPolicy {
                 max_attempts: r.retry_max_attempts,
@@ -149,13 +162,16 @@ impl TryFrom<ScheduleRow> for ScheduleRecord {
             },
             start_at: r.start_at,
             end_at: r.end_at,
+            max_occurrences: r.max_occurrences,
         };
         Ok(ScheduleRecord {
             id: r.id,
             spec,
             paused_at: r.paused_at,
+            pause_note: r.pause_note,
             next_run_at: r.next_run_at,
             last_run_at: r.last_run_at,
+            occurrences_remaining: r.occurrences_remaining,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -283,6 +299,18 @@ pub fn set_progress(
     Ok(())
 }
 
+/// Records how many scheduled occurrences a limited schedule has left.
+fn set_remaining(
+    conn: &mut PgConnection,
+    id: &str,
+    remaining: Option<i32>,
+) -> Result<(), StoreError> {
+    diesel::update(schedules::table.find(id))
+        .set(schedules::occurrences_remaining.eq(remaining))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// `(total, enabled)` schedule counts.
 pub fn counts(conn: &mut PgConnection) -> Result<(i64, i64), StoreError> {
     let total = schedules::table.count().get_result(conn)?;
@@ -305,6 +333,8 @@ impl ScheduleRecord {
         ScheduleRecord {
             id,
             paused_at: (!spec.enabled).then_some(now),
+            pause_note: None,
+            occurrences_remaining: spec.max_occurrences,
             spec,
             next_run_at,
             last_run_at: None,
@@ -313,9 +343,28 @@ impl ScheduleRecord {
         }
     }
 
+    /// Whether `max_occurrences` is used up (the schedule is then finished).
+    pub fn spent(&self) -> bool {
+        self.occurrences_remaining.is_some_and(|n| n <= 0)
+    }
+
+    /// `next_run_at` with the limit applied: a spent schedule has no next occurrence.
+    fn limited(mut self) -> ScheduleRecord {
+        if self.spent() {
+            self.next_run_at = None;
+        }
+        self
+    }
+
     /// This schedule with a new definition (PUT, or a merged PATCH). The cadence position is
     /// kept unless cadence, time zone or bounds changed, or the schedule was resumed.
-    pub fn replaced(&self, spec: ScheduleSpec, now: DateTime<Utc>) -> ScheduleRecord {
+    /// `recount`: the request set `max_occurrences`, so the count starts again.
+    pub fn replaced(
+        &self,
+        spec: ScheduleSpec,
+        now: DateTime<Utc>,
+        recount: bool,
+    ) -> ScheduleRecord {
         let timing_changed = spec.cadence != self.spec.cadence
             || spec.timezone != self.spec.timezone
             || spec.start_at != self.spec.start_at
@@ -337,22 +386,39 @@ impl ScheduleRecord {
         } else {
             self.next_run_at
         };
+        let occurrences_remaining = match (spec.max_occurrences, recount) {
+            (None, _) => None,
+            (Some(n), true) => Some(n),
+            (Some(n), false) => Some(self.occurrences_remaining.unwrap_or(n)),
+        };
         ScheduleRecord {
             id: self.id.clone(),
+            pause_note: if paused_at.is_some() {
+                self.pause_note.clone()
+            } else {
+                None
+            },
             spec,
             paused_at,
             next_run_at,
             last_run_at: self.last_run_at,
+            occurrences_remaining,
             created_at: self.created_at,
             updated_at: now,
         }
+        .limited()
     }
 
-    /// Paused at `now` (idempotent: a paused schedule keeps its first `paused_at`).
-    pub fn paused(&self, now: DateTime<Utc>) -> ScheduleRecord {
+    /// Paused at `now` (idempotent: a paused schedule keeps its first `paused_at`). A note
+    /// replaces the current one; pausing again without one keeps it.
+    pub fn paused(&self, now: DateTime<Utc>, note: Option<String>) -> ScheduleRecord {
         let mut r = self.clone();
         if r.paused_at.is_none() {
             r.paused_at = Some(now);
+            r.updated_at = now;
+        }
+        if note.is_some() && note != r.pause_note {
+            r.pause_note = note;
             r.updated_at = now;
         }
         r.spec.enabled = false;
@@ -371,9 +437,10 @@ impl ScheduleRecord {
         let from = r.paused_at.unwrap_or(now);
         r.updated_at = now;
         r.paused_at = None;
+        r.pause_note = None;
         r.spec.enabled = true;
         r.next_run_at = r.spec.next_after(r.cursor_floor(from));
-        r
+        r.limited()
     }
 
     /// Occurrences are never earlier than creation nor than the newest materialised one.
@@ -468,6 +535,7 @@ fn materialise_due_within(
         now,
         misfire::grace(armed_for, due),
     );
+    let (plan, held) = limited::cap(plan, record.occurrences_remaining);
     let mut rows = Vec::with_capacity(plan.run.len() + plan.skip.len());
     for (i, nominal) in plan.skip.iter().enumerate() {
         let mut r = RunRow::new(
@@ -497,15 +565,9 @@ fn materialise_due_within(
         .run
         .iter()
         .map(|nominal| {
-            RunRow::new(
-                id,
-                ids::occurrence_key(id, *nominal),
-                *nominal,
-                *nominal,
-                RunStatus::Pending,
-                1,
-                now,
-            )
+            let key = ids::occurrence_key(id, *nominal);
+            let due_time = jitter::due_time(*nominal, &key, spec.policy.jitter_seconds);
+            RunRow::new(id, key, *nominal, due_time, RunStatus::Pending, 1, now)
         })
         .collect();
     rows.extend(runnable_rows.iter().cloned());
@@ -517,6 +579,12 @@ fn materialise_due_within(
     let newest = plan.newest().unwrap_or(due);
     record.last_run_at = Some(record.last_run_at.map_or(newest, |l| l.max(newest)));
     record.next_run_at = record.spec.next_after(now.max(newest));
+    if let Some(left) = record.occurrences_remaining {
+        let held = i32::try_from(held).unwrap_or(i32::MAX);
+        record.occurrences_remaining = Some(left.saturating_sub(held).max(0));
+        set_remaining(conn, id, record.occurrences_remaining)?;
+    }
+    let record = record.limited();
     set_progress(conn, id, record.next_run_at, record.last_run_at)?;
     Ok(Materialised {
         record,

@@ -45,6 +45,7 @@ diesel::table! {
         trigger_reason -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        origin -> Text,
     }
 }
 
@@ -76,6 +77,10 @@ diesel::table! {
         last_run_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        jitter_seconds -> Int4,
+        pause_note -> Nullable<Text>,
+        max_occurrences -> Nullable<Int4>,
+        occurrences_remaining -> Nullable<Int4>,
     }
 }
 

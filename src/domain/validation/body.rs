@@ -76,6 +76,7 @@ pub struct PolicyBody {
     pub misfire: Option<String>,
     pub timeout_seconds: Option<i64>,
     pub max_concurrency: Option<i64>,
+    pub jitter_seconds: Option<i64>,
 }
 
 /// Retry fields as sent; each omitted one takes its default.
@@ -121,7 +122,16 @@ pub struct ScheduleBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub end_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub max_occurrences: Option<Option<i64>>,
     // Server-owned, ignored.
+    #[serde(default, rename = "pause_note")]
+    #[schema(ignore)]
+    _pause_note: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "occurrences_remaining")]
+    #[schema(ignore)]
+    _occurrences_remaining: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "id")]
     #[schema(ignore)]
     _id: Option<serde::de::IgnoredAny>,
@@ -152,7 +162,16 @@ pub fn merge_patch(current: &ScheduleBody, patch: &ScheduleBody) -> ScheduleBody
     macro_rules! replace_if_present {
         ($($field:ident),+) => { $(if patch.$field.is_some() { merged.$field = patch.$field.clone(); })+ };
     }
-    replace_if_present!(name, enabled, timezone, schedule, target, start_at, end_at);
+    replace_if_present!(
+        name,
+        enabled,
+        timezone,
+        schedule,
+        target,
+        start_at,
+        end_at,
+        max_occurrences
+    );
     if let Some(p) = &patch.policy {
         let base = flat(&current.policy).cloned().unwrap_or_default();
         merged.policy = Some(p.as_ref().map(|p| PolicyBody {
@@ -160,6 +179,7 @@ pub fn merge_patch(current: &ScheduleBody, patch: &ScheduleBody) -> ScheduleBody
             misfire: p.misfire.clone().or(base.misfire),
             timeout_seconds: p.timeout_seconds.or(base.timeout_seconds),
             max_concurrency: p.max_concurrency.or(base.max_concurrency),
+            jitter_seconds: p.jitter_seconds.or(base.jitter_seconds),
         }));
     }
     if let Some(r) = &patch.retry {
@@ -236,6 +256,7 @@ pub fn body_of(spec: &ScheduleSpec) -> ScheduleBody {
             misfire: Some(spec.policy.misfire.as_str().into()),
             timeout_seconds: Some(spec.policy.timeout_seconds.into()),
             max_concurrency: Some(spec.policy.max_concurrency.into()),
+            jitter_seconds: Some(spec.policy.jitter_seconds.into()),
         })),
         retry: Some(Some(RetryBody {
             max_attempts: Some(spec.retry.max_attempts.into()),
@@ -245,6 +266,7 @@ pub fn body_of(spec: &ScheduleSpec) -> ScheduleBody {
         })),
         start_at: Some(spec.start_at.map(format_instant)),
         end_at: Some(spec.end_at.map(format_instant)),
+        max_occurrences: Some(spec.max_occurrences.map(i64::from)),
         ..Default::default()
     }
 }
