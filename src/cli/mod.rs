@@ -505,12 +505,18 @@ fn backfill_dry_run(ctx: &Ctx, path: &str, from: String, to: String) -> Result<(
     let spec = serde_json::from_value::<ScheduleBody>(definition)
         .map_err(|e| client::unexpected(&format!("{path} ({e})"), &s))
         .and_then(|body| {
-            let vctx = ValidationContext { now, default_anchor: now };
+            let vctx = ValidationContext {
+                now,
+                default_anchor: now,
+            };
             parse_schedule(&body, &vctx).map_err(field_errors)
         })?;
     let times = backfill::fire_times(&spec.cadence, spec.timezone, window.start, window.end)
         .map_err(|e| field_errors(vec![e]))?;
-    let items: Vec<String> = times.into_iter().map(crate::domain::ids::format_instant).collect();
+    let items: Vec<String> = times
+        .into_iter()
+        .map(crate::domain::ids::format_instant)
+        .collect();
     if ctx.json {
         print_json(&json!({ "items": items }));
     } else if items.is_empty() {
@@ -519,7 +525,10 @@ fn backfill_dry_run(ctx: &Ctx, path: &str, from: String, to: String) -> Result<(
         for i in &items {
             outln(i);
         }
-        err(&format!("(dry run: {} fire times; nothing was created)", items.len()));
+        err(&format!(
+            "(dry run: {} fire times; nothing was created)",
+            items.len()
+        ));
     }
     Ok(())
 }

@@ -110,9 +110,11 @@ pub fn fire_times(
     Ok(times)
 }
 
-/// [`dispatch::plan`] with backfilled runs set apart: the overlap policy applies to the
-/// other waiting runs only and never cancels an active backfilled run; backfilled runs
-/// then take the capacity left, oldest first (`waiting` is oldest first), as `forbid` would.
+/// [`dispatch::plan`] with backfilled runs set apart. Backfilled runs are the oldest
+/// occurrences, so they take free capacity first, oldest first (`waiting` is oldest first),
+/// as `forbid` would; the overlap policy then applies to the other waiting runs only,
+/// counting the backfilled ones just started as active, and never cancels a backfilled run.
+/// A backfill is finite, so the scheduled runs wait at most until it drains.
 pub fn plan_dispatch(
     policy: OverlapPolicy,
     max_concurrency: usize,
@@ -123,13 +125,12 @@ pub fn plan_dispatch(
 ) -> DispatchPlan {
     let (backfilled, ordinary): (Vec<String>, Vec<String>) =
         waiting.iter().cloned().partition(|id| is_backfill(id));
-    let mut out = dispatch::plan(policy, max_concurrency, active, cancelling, &ordinary);
+    let capacity = max_concurrency.max(1).saturating_sub(active.len());
+    let first: Vec<String> = backfilled.into_iter().take(capacity).collect();
+    let busy: Vec<String> = active.iter().chain(&first).cloned().collect();
+    let mut out = dispatch::plan(policy, max_concurrency, &busy, cancelling, &ordinary);
     out.cancel.retain(|id| !is_backfill(id));
-    let capacity = max_concurrency
-        .max(1)
-        .saturating_sub(active.len())
-        .saturating_sub(out.start.len());
-    out.start.extend(backfilled.into_iter().take(capacity));
+    out.start.splice(0..0, first);
     out
 }
 
@@ -199,7 +200,7 @@ mod tests {
             bf,
         );
         assert_eq!(p.cancel, ids(&["a"]));
-        // Free capacity: the ordinary plan first, then backfilled runs oldest first.
+        // Free capacity: backfilled runs first, oldest first; then the policy's own plan.
         let p = plan_dispatch(
             OverlapPolicy::Replace,
             3,
@@ -208,7 +209,27 @@ mod tests {
             &ids(&["bf1", "bf2", "bf3", "c"]),
             bf,
         );
-        assert_eq!(p.start, ids(&["c", "bf1", "bf2"]));
+        assert_eq!(p.start, ids(&["bf1", "bf2", "bf3"]));
+        assert!(p.cancel.is_empty() && p.skip.is_empty(), "{p:?}");
+        let p = plan_dispatch(
+            OverlapPolicy::Replace,
+            3,
+            &[],
+            &[],
+            &ids(&["bf1", "b", "c"]),
+            bf,
+        );
+        assert_eq!(p.start, ids(&["bf1", "c"]));
+        assert_eq!(p.skip, ids(&["b"]));
+        let p = plan_dispatch(
+            OverlapPolicy::Forbid,
+            2,
+            &ids(&["a"]),
+            &[],
+            &ids(&["bf1", "b"]),
+            bf,
+        );
+        assert_eq!(p.start, ids(&["bf1"]));
         let p = plan_dispatch(
             OverlapPolicy::QueueLatest,
             2,

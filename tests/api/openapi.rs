@@ -274,16 +274,36 @@ async fn real_responses_validate_against_the_document() {
         "/v1/schedules/{id}/pause",
         "post",
         200,
-        &app.post(&format!("/v1/schedules/{id}/pause"), &json!({"note": "documented"}))
-            .await
-            .body,
+        &app.post(
+            &format!("/v1/schedules/{id}/pause"),
+            &json!({"note": "documented"}),
+        )
+        .await
+        .body,
     );
-    let window = json!({"start": "2021-01-01T00:00:00Z", "end": "2021-01-03T00:00:00Z", "reason": "schema"});
-    let backfilled = app.post(&format!("/v1/schedules/{id}/backfill"), &window).await;
+    let window =
+        json!({"start": "2021-01-01T00:00:00Z", "end": "2021-01-03T00:00:00Z", "reason": "schema"});
+    let backfilled = app
+        .post(&format!("/v1/schedules/{id}/backfill"), &window)
+        .await;
     assert_eq!(backfilled.status, 200, "{}", backfilled.body);
-    assert_valid(&doc, "/v1/schedules/{id}/backfill", "post", 200, &backfilled.body);
-    let bad_window = app.post(&format!("/v1/schedules/{id}/backfill"), &json!({})).await;
-    assert_valid(&doc, "/v1/schedules/{id}/backfill", "post", 400, &bad_window.body);
+    assert_valid(
+        &doc,
+        "/v1/schedules/{id}/backfill",
+        "post",
+        200,
+        &backfilled.body,
+    );
+    let bad_window = app
+        .post(&format!("/v1/schedules/{id}/backfill"), &json!({}))
+        .await;
+    assert_valid(
+        &doc,
+        "/v1/schedules/{id}/backfill",
+        "post",
+        400,
+        &bad_window.body,
+    );
     assert_valid(
         &doc,
         "/v1/schedules/{id}/resume",

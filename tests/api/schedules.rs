@@ -585,12 +585,21 @@ async fn upcoming_shows_dst_days_and_bounds() {
     assert_eq!(items.len(), 100);
     assert_eq!(items[0], plain["next_run_at"]);
     let plain_id = plain["id"].as_str().unwrap();
-    for (count, expected) in [("101", 100), ("99999999999999999999", 100), ("0", 10), ("x", 10)] {
+    for (count, expected) in [
+        ("101", 100),
+        ("99999999999999999999", 100),
+        ("0", 10),
+        ("x", 10),
+    ] {
         let r = app
             .get(&format!("/v1/schedules/{plain_id}/upcoming?count={count}"))
             .await;
         assert_eq!(r.status, 200, "count={count}: {}", r.body);
-        assert_eq!(r.body["items"].as_array().unwrap().len(), expected, "count={count}");
+        assert_eq!(
+            r.body["items"].as_array().unwrap().len(),
+            expected,
+            "count={count}"
+        );
     }
 }
 
