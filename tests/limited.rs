@@ -43,7 +43,10 @@ fn max_occurrences_three_fires_exactly_three_times_across_sigkill() {
         ],
     );
     let mut server = spec.start_ready(Duration::from_secs(60));
-    let script = format!("echo \"$WAKEPLANE_OCCURRENCE_KEY\" >> {}", witness.display());
+    let script = format!(
+        "echo \"$WAKEPLANE_OCCURRENCE_KEY\" >> {}",
+        witness.display()
+    );
     let schedule_id = server.create_schedule(&json!({
         "name": "three-times",
         "timezone": "UTC",
@@ -58,7 +61,10 @@ fn max_occurrences_three_fires_exactly_three_times_across_sigkill() {
     });
     server.kill();
     let remaining_at_kill = process::runs_of(&url, &schedule_id).len();
-    assert!(remaining_at_kill < 3, "killed too late to prove anything: {remaining_at_kill} occurrences");
+    assert!(
+        remaining_at_kill < 3,
+        "killed too late to prove anything: {remaining_at_kill} occurrences"
+    );
     // Down long enough for an occurrence or two to go overdue.
     std::thread::sleep(Duration::from_secs(3));
     let mut server = spec.start_ready(Duration::from_secs(60));
@@ -68,16 +74,28 @@ fn max_occurrences_three_fires_exactly_three_times_across_sigkill() {
         (status == 200 && s["occurrences_remaining"] == 0 && s["actor"]["state"] == "finished")
             .then_some(s)
     });
-    assert_eq!(finished["next_run_at"], serde_json::Value::Null, "{finished}");
-    poll("three executions in the witness log", Duration::from_secs(30), || {
-        (lines(&witness).len() >= 3).then_some(())
-    });
+    assert_eq!(
+        finished["next_run_at"],
+        serde_json::Value::Null,
+        "{finished}"
+    );
+    poll(
+        "three executions in the witness log",
+        Duration::from_secs(30),
+        || (lines(&witness).len() >= 3).then_some(()),
+    );
     // Three more periods: a fourth occurrence would have fired by now.
     std::thread::sleep(Duration::from_secs(6));
     server.stop_gracefully(Duration::from_secs(30));
 
     let executed = lines(&witness);
-    assert_eq!(executed.len(), 3, "the target ran {} times: {executed:#?}\n{}", executed.len(), server.log_tail(40));
+    assert_eq!(
+        executed.len(),
+        3,
+        "the target ran {} times: {executed:#?}\n{}",
+        executed.len(),
+        server.log_tail(40)
+    );
     let mut distinct = executed.clone();
     distinct.sort();
     distinct.dedup();
@@ -86,7 +104,11 @@ fn max_occurrences_three_fires_exactly_three_times_across_sigkill() {
     let occurrences: Vec<_> = runs.iter().filter(|r| r.attempt == 1).collect();
     assert_eq!(occurrences.len(), 3, "{runs:#?}");
     for r in &occurrences {
-        assert!(executed.contains(&r.occurrence_key), "{} never ran", r.occurrence_key);
+        assert!(
+            executed.contains(&r.occurrence_key),
+            "{} never ran",
+            r.occurrence_key
+        );
         let offset = (r.due_time - r.nominal_time).num_milliseconds();
         assert_eq!(
             offset as u64,
