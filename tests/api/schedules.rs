@@ -48,7 +48,7 @@ async fn create_fills_every_default_and_computes_next_run() {
     assert_eq!(s["paused_at"], Value::Null);
     assert_eq!(
         s["policy"],
-        json!({"overlap": "forbid", "misfire": "run_once_if_late", "timeout_seconds": 300, "max_concurrency": 1})
+        json!({"overlap": "forbid", "misfire": "run_once_if_late", "timeout_seconds": 300, "max_concurrency": 1, "jitter_seconds": 0})
     );
     assert_eq!(
         s["retry"],
@@ -86,7 +86,7 @@ async fn policy_and_retry_defaults_apply_per_omitted_field() {
     let s = app.create_schedule(&body).await;
     assert_eq!(
         s["policy"],
-        json!({"overlap": "allow", "misfire": "run_once_if_late", "timeout_seconds": 300, "max_concurrency": 1})
+        json!({"overlap": "allow", "misfire": "run_once_if_late", "timeout_seconds": 300, "max_concurrency": 1, "jitter_seconds": 0})
     );
     assert_eq!(
         s["retry"],
@@ -441,7 +441,7 @@ async fn patch_changes_only_fields_present() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         r.body["policy"],
-        json!({"overlap": "allow", "misfire": "run_once_if_late", "timeout_seconds": 10, "max_concurrency": 4})
+        json!({"overlap": "allow", "misfire": "run_once_if_late", "timeout_seconds": 10, "max_concurrency": 4, "jitter_seconds": 0})
     );
     assert_eq!(r.body["retry"]["max_attempts"], 2);
     assert_eq!(r.body["retry"]["initial_delay_seconds"], 5);
