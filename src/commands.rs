@@ -7,11 +7,13 @@ use actix::{Addr, Handler};
 
 pub use crate::actors::messages::CommandError;
 use crate::actors::messages::{
-    Delete, Patch, Pause, Replace, Resume, Route, ScheduleCommand, Trigger,
+    BackfillWindow, Backfilled, Delete, Patch, Pause, Replace, Resume, Route, ScheduleCommand,
+    Trigger,
 };
 use crate::actors::schedule::ActorSnapshot;
 use crate::actors::supervisor::{CreateSchedule, InspectSchedule, Supervisor};
 use crate::actors::Scheduler;
+use crate::domain::backfill::Backfill;
 use crate::domain::validation::ScheduleBody;
 use crate::store::runs::RunRow;
 use crate::store::schedules::ScheduleRecord;
@@ -68,8 +70,13 @@ impl Commands {
         self.route(id, Patch { body }).await
     }
 
-    pub async fn pause(&self, id: String) -> Result<ScheduleRecord, CommandError> {
-        self.route(id, Pause).await
+    /// Pauses; `note` (already checked) says why.
+    pub async fn pause(
+        &self,
+        id: String,
+        note: Option<String>,
+    ) -> Result<ScheduleRecord, CommandError> {
+        self.route(id, Pause { note }).await
     }
 
     pub async fn resume(&self, id: String) -> Result<ScheduleRecord, CommandError> {
@@ -95,5 +102,15 @@ impl Commands {
             .await
             .ok()
             .flatten()
+    }
+
+    /// Materialises the cadence's fire times in `[start, end)` through the schedule's
+    /// actor.
+    pub async fn backfill(
+        &self,
+        id: String,
+        request: Backfill,
+    ) -> Result<Backfilled, CommandError> {
+        self.route(id, BackfillWindow { request }).await
     }
 }

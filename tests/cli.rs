@@ -929,3 +929,90 @@ labels: {team: ml}
     let bad = wp(s, &["schedule", "list", "-l", "a b"]).await;
     assert_eq!(bad.code, 2, "{bad:#?}");
 }
+
+#[actix_web::test]
+async fn schedule_backfill_dry_run_backfill_and_pause_note() {
+    let app = helpers::spawn_app().await;
+    let s = app.address.as_str();
+    let mut body = helpers::schedule_body("ny-nightly");
+    body["timezone"] = serde_json::json!("America/New_York");
+    body["schedule"] = serde_json::json!({"kind": "cron", "expr": "30 2 * * *"});
+    app.create_schedule(&body).await;
+    // 2021-03-14: 02:30 does not exist in New York.
+    let window = [
+        "--from",
+        "2021-03-12T00:00:00-05:00",
+        "--to",
+        "2021-03-16T00:00:00-04:00",
+    ];
+    let mut args = vec!["schedule", "backfill", "ny-nightly"];
+    args.extend(window);
+    let mut dry = args.clone();
+    dry.push("--dry-run");
+    let planned = wp(s, &dry).await;
+    assert_eq!(
+        planned.ok().lines().collect::<Vec<_>>(),
+        [
+            "2021-03-12T07:30:00Z",
+            "2021-03-13T07:30:00Z",
+            "2021-03-15T06:30:00Z"
+        ],
+        "{planned:#?}"
+    );
+    let runs = wp(s, &["run", "list", "-o", "json"]).await.json();
+    assert_eq!(
+        runs["items"].as_array().unwrap().len(),
+        0,
+        "a dry run creates nothing"
+    );
+
+    let no_reason = wp(s, &args).await;
+    assert_eq!(no_reason.code, 2, "{no_reason:#?}");
+    let mut real = args.clone();
+    real.extend(["--reason", "cli backfill"]);
+    let done = wp(s, &real).await;
+    assert!(
+        done.ok()
+            .contains("3 runs created, 0 occurrences already existed"),
+        "{done:#?}"
+    );
+    real.extend(["-o", "json"]);
+    let again = wp(s, &real).await.json();
+    assert_eq!(
+        (again["created"].clone(), again["existing"].clone()),
+        (0.into(), 3.into()),
+        "{again}"
+    );
+    let future = wp(
+        s,
+        &[
+            "schedule",
+            "backfill",
+            "ny-nightly",
+            "--from",
+            "2021-03-12T00:00:00Z",
+            "--to",
+            "2999-01-01T00:00:00Z",
+            "--reason",
+            "x",
+        ],
+    )
+    .await;
+    assert_eq!(future.code, 1, "{future:#?}");
+    assert!(future.stderr.contains("end"), "{future:#?}");
+
+    let paused = wp(
+        s,
+        &["schedule", "pause", "ny-nightly", "--note", "DST audit"],
+    )
+    .await;
+    assert!(paused.ok().starts_with("paused sch_"), "{paused:#?}");
+    let shown = wp(s, &["schedule", "get", "ny-nightly"]).await;
+    assert!(
+        shown
+            .ok()
+            .lines()
+            .any(|l| l.starts_with("pause_note") && l.contains("DST audit")),
+        "{shown:#?}"
+    );
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
+use crate::domain::backfill::Backfill;
 use crate::domain::validation::{FieldError, ScheduleBody};
 use crate::domain::{RunStatus, Target};
 use crate::store::runs::RunRow;
@@ -116,10 +117,12 @@ pub struct Patch {
     pub body: ScheduleBody,
 }
 
-/// Stop the timer (idempotent).
+/// Stop the timer (idempotent); a note says why (shown as `pause_note` until resumed).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<ScheduleRecord, CommandError>")]
-pub struct Pause;
+pub struct Pause {
+    pub note: Option<String>,
+}
 
 /// Re-arm the timer; occurrences missed while paused follow the misfire rule.
 #[derive(Message, Debug, Clone)]
@@ -151,6 +154,26 @@ pub struct Trigger {
 impl ScheduleCommand for Trigger {
     type Reply = RunRow;
     const NAME: &'static str = "trigger";
+}
+
+/// Materialise the cadence's fire times in a past window now (API.md, *Backfill*).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Backfilled, CommandError>")]
+pub struct BackfillWindow {
+    pub request: Backfill,
+}
+
+/// What a backfill did: the runs it created (oldest first) and how many occurrences of
+/// the window existed already.
+#[derive(Debug, Clone)]
+pub struct Backfilled {
+    pub run_ids: Vec<String>,
+    pub existing: usize,
+}
+
+impl ScheduleCommand for BackfillWindow {
+    type Reply = Backfilled;
+    const NAME: &'static str = "backfill";
 }
 
 /// Delete the schedule: its active runs are cancelled, then the row (and by cascade its

@@ -6,7 +6,7 @@
 //! timers, applies commands routed by the Supervisor, and can be killed and rebuilt from
 //! the database at any instant: its memory is a cache of rows plus its timers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,19 +17,19 @@ use super::executor::ExecutorPool;
 use super::health::HealthBoard;
 use super::materialiser::{MaterialiseDue, Materialiser};
 use super::messages::{
-    CancelRun, CommandError, Delete, Execute, Patch, Pause, Reload, Replace, Resume, RunEnd,
-    RunEnded, ScheduleCommand, StopFiring, Trigger,
+    BackfillWindow, Backfilled, CancelRun, CommandError, Delete, Execute, Patch, Pause, Reload,
+    Replace, Resume, RunEnd, RunEnded, ScheduleCommand, StopFiring, Trigger,
 };
 use super::supervisor::{ActorStopped, Supervisor};
 use super::InSpan;
+use crate::domain::backfill::{self, Backfill};
 use crate::domain::backoff::Backoff;
-use crate::domain::dispatch;
 use crate::domain::ids::{self, ScheduleId};
 use crate::domain::validation::{
     body_of, merge_patch, parse_schedule, ScheduleBody, ValidationContext,
 };
 use crate::domain::{Policy, RunStatus, Target};
-use crate::store::runs::{self, RunRow};
+use crate::store::runs::{self, RunRow, ORIGIN_BACKFILL, ORIGIN_MANUAL};
 use crate::store::schedules::{self, Materialised, ScheduleRecord};
 use crate::store::{self, Store, StoreError};
 
@@ -121,6 +121,9 @@ pub struct ScheduleActor {
     active: Vec<String>,
     /// Active runs already asked to stop (`replace`).
     cancelling: Vec<String>,
+    /// Backfilled runs (waiting, retrying or active): the overlap policy never skips or
+    /// cancels them.
+    backfilled: HashSet<String>,
     retry_timers: HashMap<String, SpawnHandle>,
     capacity_retry: Option<SpawnHandle>,
     firing_allowed: bool,
@@ -145,6 +148,7 @@ impl ScheduleActor {
             waiting: Vec::new(),
             active: Vec::new(),
             cancelling: Vec::new(),
+            backfilled: HashSet::new(),
             retry_timers: HashMap::new(),
             capacity_retry: None,
             firing_allowed: true,
@@ -257,10 +261,17 @@ impl ScheduleActor {
         let now = store::now();
         self.waiting.clear();
         for run in runs {
+            if run.origin == ORIGIN_BACKFILL {
+                self.backfilled.insert(run.id.clone());
+            }
             if self.active.contains(&run.id) {
                 continue;
             }
             match run.status {
+                // Jittered: not due yet, so not waiting yet.
+                RunStatus::Pending if run.due_time > now => {
+                    self.arm_retry(run.id, run.due_time, now, ctx)
+                }
                 RunStatus::Pending => self.waiting.push((run.due_time, run.id)),
                 RunStatus::RetryScheduled => self.arm_retry(run.id, run.due_time, now, ctx),
                 _ => {} // claimed/running elsewhere: the database counts them at claim time
@@ -352,12 +363,18 @@ impl ScheduleActor {
         ctx.wait(InSpan::build(span, || fired));
     }
 
-    /// Queues freshly materialised runs (oldest first) for dispatch.
-    fn enqueue(&mut self, m: &Materialised) {
+    /// Queues freshly materialised runs (oldest first) for dispatch; a jittered one joins
+    /// the queue at its due time.
+    fn enqueue(&mut self, m: &Materialised, ctx: &mut Context<Self>) {
+        let now = store::now();
         for run in &m.runnable {
             tracing::info!(run_id = %run.id, occurrence_key = %run.occurrence_key,
-                attempt = run.attempt, "occurrence materialised");
-            self.waiting.push((run.due_time, run.id.clone()));
+                attempt = run.attempt, due_time = %run.due_time, "occurrence materialised");
+            if run.due_time > now {
+                self.arm_retry(run.id.clone(), run.due_time, now, ctx);
+            } else {
+                self.waiting.push((run.due_time, run.id.clone()));
+            }
         }
         if m.skipped > 0 {
             tracing::info!(
@@ -369,7 +386,7 @@ impl ScheduleActor {
     }
 
     fn materialised(&mut self, m: Materialised, ctx: &mut Context<Self>) {
-        self.enqueue(&m);
+        self.enqueue(&m, ctx);
         self.record = Some(Cached::from(&m.record));
         // This actor computed the next occurrence and stays live for it.
         self.armed_for = m.record.next_run_at;
@@ -395,7 +412,7 @@ impl ScheduleActor {
         let handle = ctx.run_later(delay, move |act, ctx| {
             act.retry_timers.remove(&id);
             let _span = act.span("retry").entered();
-            tracing::info!(run_id = %id, "retry due");
+            tracing::info!(run_id = %id, "run due");
             act.waiting.push((due, id));
             act.waiting.sort();
             act.dispatch(ctx);
@@ -413,12 +430,13 @@ impl ScheduleActor {
         let timeout =
             Duration::from_secs(u64::try_from(record.policy.timeout_seconds).unwrap_or(300));
         let waiting_ids: Vec<String> = self.waiting.iter().map(|(_, id)| id.clone()).collect();
-        let plan = dispatch::plan(
+        let plan = backfill::plan_dispatch(
             record.policy.overlap,
             usize::try_from(record.policy.max_concurrency).unwrap_or(1),
             &self.active,
             &self.cancelling,
             &waiting_ids,
+            |id| self.backfilled.contains(id),
         );
         for run_id in &plan.cancel {
             tracing::info!(run_id = %run_id, "cancelling active run (overlap replace)");
@@ -482,6 +500,7 @@ impl ScheduleActor {
             );
             run.occurrence_key = ids::manual_occurrence_key(&run.id);
             run.trigger_reason = Some(reason);
+            run.origin = ORIGIN_MANUAL.to_string();
             runs::insert_if_absent(conn, &run)?;
             Ok::<_, StoreError>(run)
         });
@@ -521,9 +540,11 @@ impl ScheduleActor {
         }))
     }
 
-    /// PUT/PATCH: validates the new body against the locked row and stores it.
+    /// PUT/PATCH: validates the new body against the locked row and stores it. A body that
+    /// carries `max_occurrences` starts the count again.
     fn update(
         &mut self,
+        recount: bool,
         make_body: impl FnOnce(&ScheduleRecord) -> ScheduleBody + Send + 'static,
     ) -> ResponseActFuture<Self, Result<ScheduleRecord, CommandError>> {
         self.transition_with(move |current, now| {
@@ -533,8 +554,34 @@ impl ScheduleActor {
             };
             let spec =
                 parse_schedule(&make_body(current), &ctx).map_err(CommandError::Validation)?;
-            Ok(current.replaced(spec, now))
+            Ok(current.replaced(spec, now, recount))
         })
+    }
+
+    /// Inserts the window's occurrences (one transaction, idempotent on the ordinary keys),
+    /// then queues the new runs oldest first. The cadence, paused or not, is left alone.
+    fn backfill(
+        &mut self,
+        request: Backfill,
+    ) -> ResponseActFuture<Self, Result<Backfilled, CommandError>> {
+        let id = self.id.clone();
+        let fut = self
+            .deps
+            .store
+            .run(move |conn| backfill_runs(conn, &id, &request));
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            let (created, existing) = res?;
+            tracing::info!(created = created.len(), existing, "backfill materialised");
+            let mut run_ids = Vec::with_capacity(created.len());
+            for run in created {
+                act.backfilled.insert(run.id.clone());
+                act.waiting.push((run.due_time, run.id.clone()));
+                run_ids.push(run.id);
+            }
+            act.waiting.sort();
+            act.dispatch(ctx);
+            Ok(Backfilled { run_ids, existing })
+        }))
     }
 
     fn transition(
@@ -569,7 +616,7 @@ impl ScheduleActor {
         });
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             let (before, record, materialised) = res?;
-            act.enqueue(&before);
+            act.enqueue(&before, ctx);
             match materialised {
                 Some(m) => {
                     let record = m.record.clone();
@@ -616,23 +663,27 @@ impl Actor for ScheduleActor {
 impl Handler<Replace> for ScheduleActor {
     type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
     fn handle(&mut self, msg: Replace, _: &mut Self::Context) -> Self::Result {
-        self.command::<Replace>(|act| act.update(move |_| msg.body))
+        let recount = msg.body.max_occurrences.is_some();
+        self.command::<Replace>(|act| act.update(recount, move |_| msg.body))
     }
 }
 
 impl Handler<Patch> for ScheduleActor {
     type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
     fn handle(&mut self, msg: Patch, _: &mut Self::Context) -> Self::Result {
+        let recount = msg.body.max_occurrences.is_some();
         self.command::<Patch>(|act| {
-            act.update(move |current| merge_patch(&body_of(&current.spec), &msg.body))
+            act.update(recount, move |current| {
+                merge_patch(&body_of(&current.spec), &msg.body)
+            })
         })
     }
 }
 
 impl Handler<Pause> for ScheduleActor {
     type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
-    fn handle(&mut self, _: Pause, _: &mut Self::Context) -> Self::Result {
-        self.command::<Pause>(|act| act.transition(|r, now| r.paused(now)))
+    fn handle(&mut self, msg: Pause, _: &mut Self::Context) -> Self::Result {
+        self.command::<Pause>(|act| act.transition(move |r, now| r.paused(now, msg.note)))
     }
 }
 
@@ -650,6 +701,13 @@ impl Handler<Trigger> for ScheduleActor {
     }
 }
 
+impl Handler<BackfillWindow> for ScheduleActor {
+    type Result = ResponseActFuture<Self, Result<Backfilled, CommandError>>;
+    fn handle(&mut self, msg: BackfillWindow, _: &mut Self::Context) -> Self::Result {
+        self.command::<BackfillWindow>(|act| act.backfill(msg.request))
+    }
+}
+
 impl Handler<Delete> for ScheduleActor {
     type Result = ResponseActFuture<Self, Result<(), CommandError>>;
     fn handle(&mut self, _: Delete, _: &mut Self::Context) -> Self::Result {
@@ -662,6 +720,10 @@ impl Handler<RunEnded> for ScheduleActor {
     fn handle(&mut self, msg: RunEnded, ctx: &mut Self::Context) {
         let _span = self.span("run_ended").entered();
         let was_cancelling = self.cancelling.contains(&msg.run_id);
+        let was_backfilled = match msg.end {
+            RunEnd::Finished { .. } | RunEnd::Gone => self.backfilled.remove(&msg.run_id),
+            _ => self.backfilled.contains(&msg.run_id),
+        };
         self.active.retain(|id| *id != msg.run_id);
         self.cancelling.retain(|id| *id != msg.run_id);
         match msg.end {
@@ -671,6 +733,9 @@ impl Handler<RunEnded> for ScheduleActor {
                     self.last_error = Some(format!("run {} ended {status}", msg.run_id));
                 }
                 if let Some((retry_id, due)) = retry {
+                    if was_backfilled {
+                        self.backfilled.insert(retry_id.clone());
+                    }
                     tracing::info!(run_id = %retry_id, due = %due, "retry scheduled");
                     self.arm_retry(retry_id, due, store::now(), ctx);
                 }
@@ -760,4 +825,49 @@ impl Handler<Inspect> for ScheduleActor {
             last_error: self.last_error.clone(),
         }
     }
+}
+
+/// The store work of a backfill, in one transaction: the window's fire times by the
+/// schedule's own cadence and zone, inserted unless their key exists. Returns the created
+/// runs (oldest first) and how many already existed.
+fn backfill_runs(
+    conn: &mut diesel::PgConnection,
+    id: &str,
+    request: &Backfill,
+) -> Result<(Vec<RunRow>, usize), CommandError> {
+    // One read and one multi-row insert: nothing to keep atomic beyond that statement.
+    let record = schedules::find(conn, id)?;
+    let times = backfill::fire_times(
+        &record.spec.cadence,
+        record.spec.timezone,
+        request.start,
+        request.end,
+    )
+    .map_err(|e| CommandError::Validation(vec![e]))?;
+    let now = store::now();
+    let rows: Vec<RunRow> = times
+        .iter()
+        .map(|nominal| {
+            let key = ids::occurrence_key(id, *nominal);
+            let mut run = RunRow::new(
+                ScheduleId(id),
+                key,
+                *nominal,
+                *nominal,
+                RunStatus::Pending,
+                1,
+                now,
+            );
+            run.trigger_reason = Some(request.reason.clone());
+            run.origin = ORIGIN_BACKFILL.to_string();
+            run
+        })
+        .collect();
+    let inserted = runs::insert_many_if_absent(conn, &rows)?;
+    let existing = rows.len() - inserted.len();
+    let created = rows
+        .into_iter()
+        .filter(|r| inserted.contains(&r.id))
+        .collect();
+    Ok((created, existing))
 }

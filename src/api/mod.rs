@@ -99,6 +99,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             vec![post().to(schedules::trigger)],
         ))
         .service(resource(
+            "/v1/schedules/{id}/backfill",
+            vec![post().to(schedules::backfill)],
+        ))
+        .service(resource(
             "/v1/schedules/{id}/upcoming",
             vec![get().to(schedules::upcoming)],
         ))

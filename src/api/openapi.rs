@@ -28,6 +28,7 @@ use super::{health, runs, schedules};
         schedules::resume,
         schedules::trigger,
         schedules::upcoming,
+        schedules::backfill,
         schedules::runs,
         runs::list,
         runs::get,

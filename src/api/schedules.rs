@@ -8,16 +8,18 @@ use super::error::ErrorEnvelope;
 use super::guard::{check_write, Write};
 use super::input::{json_body, param, query, read_body, require_object};
 use super::views::{
-    DeletedView, PausedView, ResumedView, RunList, RunSummaryView, ScheduleList,
-    ScheduleSummaryView, ScheduleView, TriggerBody, TriggeredView, UpcomingView,
+    pause_note, BackfilledView, DeletedView, PauseBody, PausedView, ResumedView, RunList,
+    RunSummaryView, ScheduleList, ScheduleSummaryView, ScheduleView, TriggerBody, TriggeredView,
+    UpcomingView,
 };
 use super::AppState;
 use crate::commands::CommandError;
+use crate::domain::backfill::{self, BackfillBody};
 use crate::domain::labels::Selector;
 use crate::domain::validation::ScheduleBody;
 use crate::domain::RunStatus;
 use crate::domain::TargetKind;
-use crate::store::paging::{clamp_limit, Cursor};
+use crate::store::paging::{clamp_limit, clamp_param, Cursor};
 use crate::store::schedules::{ScheduleFilter, ScheduleRecord};
 use crate::store::{runs, schedules, stats, StoreError};
 
@@ -223,18 +225,51 @@ pub async fn delete(
     Ok(HttpResponse::Ok().json(DeletedView { deleted: true, id }))
 }
 
-#[utoipa::path(post, path = "/v1/schedules/{id}/pause", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")),
-    responses((status = 200, description = "Paused (idempotent)", body = PausedView), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
+#[utoipa::path(post, path = "/v1/schedules/{id}/pause", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")), request_body(content = Option<PauseBody>, description = "Optional: why it is paused"),
+    responses((status = 200, description = "Paused (idempotent)", body = PausedView), (status = 400, description = "Malformed body or note too long", body = ErrorEnvelope), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn pause(
     state: web::Data<AppState>,
     path: web::Path<String>,
+    req: HttpRequest,
+    mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = schedule_id(path)?;
-    let r = state.commands.pause(id).await?;
+    let bytes = read_body(&req, &mut payload).await?;
+    let note = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        require_object(&bytes)?;
+        let body: PauseBody = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        pause_note(body).map_err(|e| ApiError::Validation(vec![e]))?
+    };
+    let r = state.commands.pause(id, note).await?;
     Ok(HttpResponse::Ok().json(PausedView {
         id: r.id,
         enabled: false,
         paused_at: r.paused_at,
+        pause_note: r.pause_note,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/schedules/{id}/backfill", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")), request_body = BackfillBody,
+    responses((status = 200, description = "The window's missing occurrences, created as pending runs", body = BackfilledView), (status = 400, description = "Malformed JSON or validation failed (start, end, reason)", body = ErrorEnvelope), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 413, description = "Body over 1 MiB", body = ErrorEnvelope), (status = 415, description = "Not JSON", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
+pub async fn backfill(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = schedule_id(path)?;
+    let body: BackfillBody = json_body(&req, payload, &[]).await?;
+    let request = backfill::parse(&body, crate::store::now()).map_err(ApiError::Validation)?;
+    let crate::actors::messages::Backfilled { run_ids, existing } =
+        state.commands.backfill(id.clone(), request).await?;
+    Ok(HttpResponse::Ok().json(BackfilledView {
+        schedule_id: id,
+        created: run_ids.len(),
+        existing,
+        run_ids,
     }))
 }
 
@@ -292,8 +327,8 @@ pub async fn trigger(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/schedules/{id}/upcoming", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)"), ("count" = Option<i64>, Query, description = "How many, 1 to 100, default 10")),
-    responses((status = 200, description = "Next fire instants; empty when paused or finished", body = UpcomingView), (status = 400, description = "Bad count", body = ErrorEnvelope), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/v1/schedules/{id}/upcoming", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)"), ("count" = Option<i64>, Query, description = "How many, default 10; missing, non-numeric or <= 0 -> 10, above 100 -> 100")),
+    responses((status = 200, description = "Next fire instants; empty when paused or finished", body = UpcomingView), (status = 400, description = "Unknown query parameter", body = ErrorEnvelope), (status = 404, description = "No such schedule", body = ErrorEnvelope), (status = 503, description = "Database unavailable", body = ErrorEnvelope)))]
 pub async fn upcoming(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -301,22 +336,16 @@ pub async fn upcoming(
 ) -> Result<HttpResponse, ApiError> {
     let id = schedule_id(path)?;
     let q = query(&req, &["count"])?;
-    let count = match param(&q, "count") {
-        None => 10,
-        Some(c) => match c.trim().parse::<i64>() {
-            Ok(n) if (1..=100).contains(&n) => n as usize,
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "count must be an integer from 1 to 100 (got {c:?})"
-                )))
-            }
-        },
-    };
+    let count = usize::try_from(clamp_param(param(&q, "count"), 10, 100)).unwrap_or(10);
     let record = state
         .store
         .run(move |conn| schedules::find(conn, &id))
         .await
         .map_err(CommandError::from)?;
+    // A limited schedule has no more fire times than occurrences left.
+    let count = record
+        .occurrences_remaining
+        .map_or(count, |left| count.min(usize::try_from(left).unwrap_or(0)));
     let items: Vec<String> = match record.next_run_at {
         Some(next) if record.paused_at.is_none() => {
             let after = next - chrono::Duration::microseconds(1);

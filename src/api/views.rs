@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::actors::schedule::ActorSnapshot;
 use crate::domain::labels::Labels;
-use crate::domain::validation::{body_of, CadenceBody};
+use crate::domain::validation::{body_of, CadenceBody, FieldError};
 use crate::domain::{Policy, RetryPolicy, RunStatus, Target, TargetKind};
 use crate::store::runs::{ReceiptRow, RunRow};
 use crate::store::schedules::ScheduleRecord;
@@ -52,12 +52,18 @@ pub struct ScheduleView {
     pub end_at: Option<DateTime<Utc>>,
     pub labels: Labels,
     pub description: Option<String>,
+    /// At most this many scheduled occurrences; null = unlimited.
+    pub max_occurrences: Option<i32>,
     #[serde(with = "instant::option")]
     pub paused_at: Option<DateTime<Utc>>,
+    /// Why it is paused (set by pause with a note, cleared on resume).
+    pub pause_note: Option<String>,
     #[serde(with = "instant::option")]
     pub next_run_at: Option<DateTime<Utc>>,
     #[serde(with = "instant::option")]
     pub last_run_at: Option<DateTime<Utc>>,
+    /// Scheduled occurrences left; null when unlimited, 0 when spent (finished).
+    pub occurrences_remaining: Option<i32>,
     #[serde(with = "instant")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "instant")]
@@ -88,9 +94,12 @@ impl From<&ScheduleRecord> for ScheduleView {
             end_at: r.spec.end_at,
             labels: r.spec.labels.clone(),
             description: r.spec.description.clone(),
+            max_occurrences: r.spec.max_occurrences,
             paused_at: r.paused_at,
+            pause_note: r.pause_note.clone(),
             next_run_at: r.next_run_at,
             last_run_at: r.last_run_at,
+            occurrences_remaining: r.occurrences_remaining,
             created_at: r.created_at,
             updated_at: r.updated_at,
             stats: StatsView::default(),
@@ -348,6 +357,45 @@ pub struct PausedView {
     pub enabled: bool,
     #[serde(with = "instant::option")]
     pub paused_at: Option<DateTime<Utc>>,
+    pub pause_note: Option<String>,
+}
+
+/// The optional body of `POST /v1/schedules/{id}/pause`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseBody {
+    /// Why the schedule is paused; at most 1,024 characters; shown as `pause_note`.
+    pub note: Option<String>,
+}
+
+/// Longest pause note.
+const MAX_NOTE_CHARS: usize = 1024;
+
+/// The note a pause body carries, trimmed; blank means none; too long names `note`.
+pub fn pause_note(body: PauseBody) -> Result<Option<String>, FieldError> {
+    let note = body
+        .note
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    match note {
+        Some(n) if n.chars().count() > MAX_NOTE_CHARS => Err(FieldError::new(
+            "note",
+            format!("must be at most {MAX_NOTE_CHARS} characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// What a backfill did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BackfilledView {
+    pub schedule_id: String,
+    /// Runs this request created (`pending`).
+    pub created: usize,
+    /// Occurrences in the window that already existed (ran, or an earlier backfill).
+    pub existing: usize,
+    /// The created runs, oldest first.
+    pub run_ids: Vec<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

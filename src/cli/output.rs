@@ -231,8 +231,11 @@ pub fn schedule_detail(s: &Value) -> String {
         "start_at",
         "end_at",
         "paused_at",
+        "pause_note",
         "next_run_at",
         "last_run_at",
+        "max_occurrences",
+        "occurrences_remaining",
         "created_at",
         "updated_at",
     ] {

@@ -14,8 +14,12 @@ pub struct ScheduleRecord {
     pub id: String,
     pub spec: ScheduleSpec,
     pub paused_at: Option<DateTime<Utc>>,
+    /// Why it was paused (`POST …/pause` with a note); cleared on resume.
+    pub pause_note: Option<String>,
     pub next_run_at: Option<DateTime<Utc>>,
     pub last_run_at: Option<DateTime<Utc>>,
+    /// Scheduled occurrences left under `max_occurrences`; `None` when unlimited.
+    pub occurrences_remaining: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -43,6 +47,8 @@ impl ScheduleRecord {
         ScheduleRecord {
             id,
             paused_at: (!spec.enabled).then_some(now),
+            pause_note: None,
+            occurrences_remaining: spec.max_occurrences,
             spec,
             next_run_at,
             last_run_at: None,
@@ -51,9 +57,28 @@ impl ScheduleRecord {
         }
     }
 
+    /// Whether `max_occurrences` is used up (the schedule is then finished).
+    pub fn spent(&self) -> bool {
+        self.occurrences_remaining.is_some_and(|n| n <= 0)
+    }
+
+    /// `next_run_at` with the limit applied: a spent schedule has no next occurrence.
+    pub fn limited(mut self) -> ScheduleRecord {
+        if self.spent() {
+            self.next_run_at = None;
+        }
+        self
+    }
+
     /// This schedule with a new definition (PUT, or a merged PATCH). The cadence position is
     /// kept unless cadence, time zone or bounds changed, or the schedule was resumed.
-    pub fn replaced(&self, spec: ScheduleSpec, now: DateTime<Utc>) -> ScheduleRecord {
+    /// `recount`: the request set `max_occurrences`, so the count starts again.
+    pub fn replaced(
+        &self,
+        spec: ScheduleSpec,
+        now: DateTime<Utc>,
+        recount: bool,
+    ) -> ScheduleRecord {
         let timing_changed = spec.cadence != self.spec.cadence
             || spec.timezone != self.spec.timezone
             || spec.start_at != self.spec.start_at
@@ -75,22 +100,39 @@ impl ScheduleRecord {
         } else {
             self.next_run_at
         };
+        let occurrences_remaining = match (spec.max_occurrences, recount) {
+            (None, _) => None,
+            (Some(n), true) => Some(n),
+            (Some(n), false) => Some(self.occurrences_remaining.unwrap_or(n)),
+        };
         ScheduleRecord {
             id: self.id.clone(),
+            pause_note: if paused_at.is_some() {
+                self.pause_note.clone()
+            } else {
+                None
+            },
             spec,
             paused_at,
             next_run_at,
             last_run_at: self.last_run_at,
+            occurrences_remaining,
             created_at: self.created_at,
             updated_at: now,
         }
+        .limited()
     }
 
-    /// Paused at `now` (idempotent: a paused schedule keeps its first `paused_at`).
-    pub fn paused(&self, now: DateTime<Utc>) -> ScheduleRecord {
+    /// Paused at `now` (idempotent: a paused schedule keeps its first `paused_at`). A note
+    /// replaces the current one; pausing again without one keeps it.
+    pub fn paused(&self, now: DateTime<Utc>, note: Option<String>) -> ScheduleRecord {
         let mut r = self.clone();
         if r.paused_at.is_none() {
             r.paused_at = Some(now);
+            r.updated_at = now;
+        }
+        if note.is_some() && note != r.pause_note {
+            r.pause_note = note;
             r.updated_at = now;
         }
         r.spec.enabled = false;
@@ -109,9 +151,10 @@ impl ScheduleRecord {
         let from = r.paused_at.unwrap_or(now);
         r.updated_at = now;
         r.paused_at = None;
+        r.pause_note = None;
         r.spec.enabled = true;
         r.next_run_at = r.spec.next_after(r.cursor_floor(from));
-        r
+        r.limited()
     }
 
     /// Occurrences are never earlier than creation nor than the newest materialised one.
@@ -152,6 +195,7 @@ mod tests {
             end_at: None,
             labels: Default::default(),
             description: None,
+            max_occurrences: None,
         }
     }
 
@@ -168,17 +212,17 @@ mod tests {
     #[test]
     fn pause_is_idempotent_and_keeps_the_first_instant() {
         let r = ScheduleRecord::create("sch_a".into(), spec(true), t(9, 5));
-        let p = r.paused(t(9, 7));
+        let p = r.paused(t(9, 7), None);
         assert_eq!((p.paused_at, p.next_run_at), (Some(t(9, 7)), None));
         assert!(!p.spec.enabled && p.updated_at == t(9, 7));
-        let again = p.paused(t(9, 30));
+        let again = p.paused(t(9, 30), None);
         assert_eq!(again, p, "a second pause changes nothing");
     }
 
     #[test]
     fn resume_restarts_after_the_pause_so_missed_occurrences_are_due() {
         let r = ScheduleRecord::create("sch_a".into(), spec(true), t(9, 5));
-        let resumed = r.paused(t(9, 7)).resumed(t(9, 45));
+        let resumed = r.paused(t(9, 7), None).resumed(t(9, 45));
         // The first occurrence after the pause: 09:10, in the past, for the misfire rule.
         assert_eq!(resumed.next_run_at, Some(t(9, 10)));
         assert_eq!(resumed.due_by(t(9, 45)), Some(t(9, 10)));
@@ -194,18 +238,21 @@ mod tests {
         r.next_run_at = Some(t(9, 20));
         let mut renamed = spec(true);
         renamed.name = "renamed".into();
-        let same = r.replaced(renamed, t(9, 12));
+        let same = r.replaced(renamed, t(9, 12), false);
         assert_eq!(same.next_run_at, Some(t(9, 20)));
         let mut faster = spec(true);
         faster.cadence = Cadence::Interval {
             every_seconds: 60,
             anchor_at: t(9, 0),
         };
-        assert_eq!(r.replaced(faster, t(9, 12)).next_run_at, Some(t(9, 13)));
-        let off = r.replaced(spec(false), t(9, 12));
+        assert_eq!(
+            r.replaced(faster, t(9, 12), false).next_run_at,
+            Some(t(9, 13))
+        );
+        let off = r.replaced(spec(false), t(9, 12), false);
         assert_eq!((off.paused_at, off.next_run_at), (Some(t(9, 12)), None));
         // Re-enabled by a replace: like a resume, from the pause.
-        let on = off.replaced(spec(true), t(9, 50));
+        let on = off.replaced(spec(true), t(9, 50), false);
         assert_eq!(on.next_run_at, Some(t(9, 20)));
         assert_eq!(on.paused_at, None);
     }
@@ -215,7 +262,7 @@ mod tests {
         let r = ScheduleRecord::create("sch_a".into(), spec(true), t(9, 5));
         assert_eq!(r.due_by(t(9, 9)), None);
         assert_eq!(r.due_by(t(9, 10)), Some(t(9, 10)));
-        let paused = r.paused(t(9, 6));
+        let paused = r.paused(t(9, 6), None);
         assert_eq!(paused.due_by(t(9, 10) + Duration::hours(1)), None);
     }
 }

@@ -3,12 +3,15 @@
 //!
 //! Nothing in here does I/O: no diesel, actix, HTTP or clocks. Callers pass `now` in.
 
+pub mod backfill;
 pub mod backoff;
 pub mod cadence;
 pub mod dispatch;
 pub mod ids;
+pub mod jitter;
 pub mod labels;
 pub mod lifecycle;
+pub mod limited;
 pub mod misfire;
 pub mod run;
 pub mod schedule;

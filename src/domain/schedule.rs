@@ -136,6 +136,9 @@ pub struct Policy {
     pub misfire: MisfirePolicy,
     pub timeout_seconds: i32,
     pub max_concurrency: i32,
+    /// Each scheduled occurrence is due up to this many seconds after its nominal time
+    /// (`domain::jitter`); 0 = none.
+    pub jitter_seconds: i32,
 }
 
 impl Default for Policy {
@@ -145,6 +148,7 @@ impl Default for Policy {
             misfire: MisfirePolicy::RunOnceIfLate,
             timeout_seconds: 300,
             max_concurrency: 1,
+            jitter_seconds: 0,
         }
     }
 }
@@ -183,6 +187,8 @@ pub struct ScheduleSpec {
     pub end_at: Option<DateTime<Utc>>,
     pub labels: super::labels::Labels,
     pub description: Option<String>,
+    /// At most this many scheduled occurrences, then finished; `None` = unlimited.
+    pub max_occurrences: Option<i32>,
 }
 
 impl ScheduleSpec {

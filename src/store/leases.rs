@@ -508,6 +508,7 @@ fn end_run(
                 );
                 next.retry_available_at = Some(due);
                 next.trigger_reason = run.trigger_reason.clone();
+                next.origin = run.origin.clone();
                 if runs::insert_if_absent(conn, &next)? {
                     retry_row = Some((next.id, due));
                 }

@@ -52,11 +52,17 @@ impl Cursor {
 
 /// `limit` as API.md says: missing, non-numeric or ≤ 0 → 50; above 500 → 500.
 pub fn clamp_limit(raw: Option<&str>) -> i64 {
+    clamp_param(raw, DEFAULT_LIMIT, MAX_LIMIT)
+}
+
+/// A bounded count parameter (`limit`, `upcoming`'s `count`): missing, non-numeric or ≤ 0
+/// → `default`; above `max` → `max`.
+pub fn clamp_param(raw: Option<&str>, default: i64, max: i64) -> i64 {
     let raw = raw.map(str::trim).unwrap_or("");
     match raw.parse::<i64>() {
-        Ok(n) if n > MAX_LIMIT => MAX_LIMIT,
+        Ok(n) if n > max => max,
         Ok(n) if n > 0 => n,
-        // Too big for 64 bits, but a number all the same: above 500.
+        // Too big for 64 bits, but a number all the same: above the maximum.
         Err(_)
             if !raw.is_empty()
                 && raw
@@ -64,9 +70,9 @@ pub fn clamp_limit(raw: Option<&str>) -> i64 {
                     .bytes()
                     .all(|b| b.is_ascii_digit()) =>
         {
-            MAX_LIMIT
+            max
         }
-        _ => DEFAULT_LIMIT,
+        _ => default,
     }
 }
 

@@ -37,7 +37,18 @@ pub struct RunRow {
     pub trigger_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Where the occurrence came from: `schedule`, `manual` or `backfill` (retries keep
+    /// their first attempt's). Backfilled runs wait for capacity and are never skipped or
+    /// cancelled by the overlap policy.
+    pub origin: String,
 }
+
+/// `origin` of a run a timer materialised.
+pub const ORIGIN_SCHEDULE: &str = "schedule";
+/// `origin` of a manual trigger.
+pub const ORIGIN_MANUAL: &str = "manual";
+/// `origin` of a backfilled occurrence.
+pub const ORIGIN_BACKFILL: &str = "backfill";
 
 impl RunRow {
     /// A new run row in `status`, due at `due_time`; everything else empty.
@@ -70,6 +81,7 @@ impl RunRow {
             trigger_reason: None,
             created_at: now,
             updated_at: now,
+            origin: ORIGIN_SCHEDULE.to_string(),
         }
     }
 }

@@ -15,7 +15,7 @@ use super::schema::schedules;
 use super::stats::StatsDelta;
 use super::StoreError;
 use crate::domain::ids::{self, ScheduleId};
-use crate::domain::{misfire, RunStatus};
+use crate::domain::{jitter, limited, misfire, RunStatus};
 use crate::domain::{Cadence, CronExpr, Policy, RetryPolicy, ScheduleSpec, Target};
 
 pub use crate::domain::lifecycle::ScheduleRecord;
@@ -52,6 +52,10 @@ pub struct ScheduleRow {
     pub updated_at: DateTime<Utc>,
     pub labels: serde_json::Value,
     pub description: Option<String>,
+    pub jitter_seconds: i32,
+    pub pause_note: Option<String>,
+    pub max_occurrences: Option<i32>,
+    pub occurrences_remaining: Option<i32>,
 }
 
 impl ScheduleRecord {
@@ -96,6 +100,10 @@ impl ScheduleRecord {
             labels: serde_json::to_value(&spec.labels)
                 .unwrap_or_else(|_| serde_json::Value::Object(Default::default())),
             description: spec.description.clone(),
+            jitter_seconds: spec.policy.jitter_seconds,
+            pause_note: self.pause_note.clone(),
+            max_occurrences: spec.max_occurrences,
+            occurrences_remaining: self.occurrences_remaining,
         }
     }
 }
@@ -138,6 +146,7 @@ impl TryFrom<ScheduleRow> for ScheduleRecord {
                 misfire: r.misfire_policy.parse().map_err(|e| corrupt(&id, e))?,
                 timeout_seconds: r.timeout_seconds,
                 max_concurrency: r.max_concurrency,
+                jitter_seconds: r.jitter_seconds,
             },
             retry: RetryPolicy {
                 max_attempts: r.retry_max_attempts,
@@ -149,13 +158,16 @@ impl TryFrom<ScheduleRow> for ScheduleRecord {
             end_at: r.end_at,
             labels: serde_json::from_value(r.labels).map_err(|e| corrupt(&id, e))?,
             description: r.description,
+            max_occurrences: r.max_occurrences,
         };
         Ok(ScheduleRecord {
             id: r.id,
             spec,
             paused_at: r.paused_at,
+            pause_note: r.pause_note,
             next_run_at: r.next_run_at,
             last_run_at: r.last_run_at,
+            occurrences_remaining: r.occurrences_remaining,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -314,6 +326,18 @@ pub fn set_progress(
     Ok(())
 }
 
+/// Records how many scheduled occurrences a limited schedule has left.
+fn set_remaining(
+    conn: &mut PgConnection,
+    id: &str,
+    remaining: Option<i32>,
+) -> Result<(), StoreError> {
+    diesel::update(schedules::table.find(id))
+        .set(schedules::occurrences_remaining.eq(remaining))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// `(total, enabled)` schedule counts.
 pub fn counts(conn: &mut PgConnection) -> Result<(i64, i64), StoreError> {
     let total = schedules::table.count().get_result(conn)?;
@@ -420,6 +444,7 @@ fn materialise_due_within(
         now,
         misfire::grace(armed_for, due),
     );
+    let (plan, held) = limited::cap(plan, record.occurrences_remaining);
     let mut rows = Vec::with_capacity(plan.run.len() + plan.skip.len());
     for (i, nominal) in plan.skip.iter().enumerate() {
         let mut r = RunRow::new(
@@ -449,11 +474,13 @@ fn materialise_due_within(
         .run
         .iter()
         .map(|nominal| {
+            let key = ids::occurrence_key(id, *nominal);
+            let due_time = jitter::due_time(*nominal, &key, spec.policy.jitter_seconds);
             RunRow::new(
                 ScheduleId(id),
-                ids::occurrence_key(id, *nominal),
+                key,
                 *nominal,
-                *nominal,
+                due_time,
                 RunStatus::Pending,
                 1,
                 now,
@@ -474,6 +501,12 @@ fn materialise_due_within(
     let newest = plan.newest().unwrap_or(due);
     record.last_run_at = Some(record.last_run_at.map_or(newest, |l| l.max(newest)));
     record.next_run_at = record.spec.next_after(now.max(newest));
+    if let Some(left) = record.occurrences_remaining {
+        let held = i32::try_from(held).unwrap_or(i32::MAX);
+        record.occurrences_remaining = Some(left.saturating_sub(held).max(0));
+        set_remaining(conn, id, record.occurrences_remaining)?;
+    }
+    let record = record.limited();
     set_progress(conn, id, record.next_run_at, record.last_run_at)?;
     Ok(Materialised {
         record,

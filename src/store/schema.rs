@@ -45,6 +45,7 @@ diesel::table! {
         trigger_reason -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        origin -> Text,
     }
 }
 
@@ -78,6 +79,10 @@ diesel::table! {
         updated_at -> Timestamptz,
         labels -> Jsonb,
         description -> Nullable<Text>,
+        jitter_seconds -> Int4,
+        pause_note -> Nullable<Text>,
+        max_occurrences -> Nullable<Int4>,
+        occurrences_remaining -> Nullable<Int4>,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Black-box tests of the HTTP API against a real PostgreSQL and real HTTP.
 
+mod controls;
 mod errors;
 mod health;
 mod helpers;

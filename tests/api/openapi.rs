@@ -135,6 +135,7 @@ async fn the_document_lists_every_route_and_enum() {
         ("post", "/v1/schedules/{id}/resume"),
         ("post", "/v1/schedules/{id}/trigger"),
         ("get", "/v1/schedules/{id}/upcoming"),
+        ("post", "/v1/schedules/{id}/backfill"),
         ("get", "/v1/schedules/{id}/runs"),
         ("get", "/v1/runs"),
         ("get", "/v1/runs/{id}"),
@@ -171,6 +172,30 @@ async fn the_document_lists_every_route_and_enum() {
     // Request bodies are documented.
     assert!(!doc["paths"]["/v1/schedules"]["post"]["requestBody"].is_null());
     assert!(!doc["paths"]["/v1/schedules/{id}/trigger"]["post"]["requestBody"].is_null());
+    assert!(!doc["paths"]["/v1/schedules/{id}/backfill"]["post"]["requestBody"].is_null());
+    assert!(!doc["paths"]["/v1/schedules/{id}/pause"]["post"]["requestBody"].is_null());
+    // The controls of issue 11 are in the shapes.
+    for (schema, field) in [
+        ("ScheduleView", "max_occurrences"),
+        ("ScheduleView", "occurrences_remaining"),
+        ("ScheduleView", "pause_note"),
+        ("Policy", "jitter_seconds"),
+        ("PolicyBody", "jitter_seconds"),
+        ("ScheduleBody", "max_occurrences"),
+        ("PausedView", "pause_note"),
+        ("PauseBody", "note"),
+        ("BackfillBody", "start"),
+        ("BackfillBody", "end"),
+        ("BackfillBody", "reason"),
+        ("BackfilledView", "run_ids"),
+        ("BackfilledView", "existing"),
+        ("BackfilledView", "created"),
+    ] {
+        assert!(
+            schemas[schema]["properties"][field].is_object(),
+            "{schema}.{field} missing from the document"
+        );
+    }
 }
 
 #[actix_web::test]
@@ -243,6 +268,41 @@ async fn real_responses_validate_against_the_document() {
         &app.post(&format!("/v1/schedules/{id}/pause"), &json!({}))
             .await
             .body,
+    );
+    assert_valid(
+        &doc,
+        "/v1/schedules/{id}/pause",
+        "post",
+        200,
+        &app.post(
+            &format!("/v1/schedules/{id}/pause"),
+            &json!({"note": "documented"}),
+        )
+        .await
+        .body,
+    );
+    let window =
+        json!({"start": "2021-01-01T00:00:00Z", "end": "2021-01-03T00:00:00Z", "reason": "schema"});
+    let backfilled = app
+        .post(&format!("/v1/schedules/{id}/backfill"), &window)
+        .await;
+    assert_eq!(backfilled.status, 200, "{}", backfilled.body);
+    assert_valid(
+        &doc,
+        "/v1/schedules/{id}/backfill",
+        "post",
+        200,
+        &backfilled.body,
+    );
+    let bad_window = app
+        .post(&format!("/v1/schedules/{id}/backfill"), &json!({}))
+        .await;
+    assert_valid(
+        &doc,
+        "/v1/schedules/{id}/backfill",
+        "post",
+        400,
+        &bad_window.body,
     );
     assert_valid(
         &doc,

@@ -48,7 +48,7 @@ async fn create_fills_every_default_and_computes_next_run() {
     assert_eq!(s["paused_at"], Value::Null);
     assert_eq!(
         s["policy"],
-        json!({"overlap": "forbid", "misfire": "run_once_if_late", "timeout_seconds": 300, "max_concurrency": 1})
+        json!({"overlap": "forbid", "misfire": "run_once_if_late", "timeout_seconds": 300, "max_concurrency": 1, "jitter_seconds": 0})
     );
     assert_eq!(
         s["retry"],
@@ -86,7 +86,7 @@ async fn policy_and_retry_defaults_apply_per_omitted_field() {
     let s = app.create_schedule(&body).await;
     assert_eq!(
         s["policy"],
-        json!({"overlap": "allow", "misfire": "run_once_if_late", "timeout_seconds": 300, "max_concurrency": 1})
+        json!({"overlap": "allow", "misfire": "run_once_if_late", "timeout_seconds": 300, "max_concurrency": 1, "jitter_seconds": 0})
     );
     assert_eq!(
         s["retry"],
@@ -441,7 +441,7 @@ async fn patch_changes_only_fields_present() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         r.body["policy"],
-        json!({"overlap": "allow", "misfire": "run_once_if_late", "timeout_seconds": 10, "max_concurrency": 4})
+        json!({"overlap": "allow", "misfire": "run_once_if_late", "timeout_seconds": 10, "max_concurrency": 4, "jitter_seconds": 0})
     );
     assert_eq!(r.body["retry"]["max_attempts"], 2);
     assert_eq!(r.body["retry"]["initial_delay_seconds"], 5);
@@ -565,12 +565,14 @@ async fn upcoming_shows_dst_days_and_bounds() {
         .get(&format!("/v1/schedules/{id}/upcoming?count=2"))
         .await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
-    app.get(&format!("/v1/schedules/{id}/upcoming?count=0"))
-        .await
-        .assert_error(400, "bad_request");
-    app.get(&format!("/v1/schedules/{id}/upcoming?count=101"))
-        .await
-        .assert_error(400, "bad_request");
+    // `count` clamps like `limit` (issue 11): ≤ 0 or non-numeric → 10, so all four here.
+    for bad in ["0", "-3", "lots", ""] {
+        let r = app
+            .get(&format!("/v1/schedules/{id}/upcoming?count={bad}"))
+            .await;
+        assert_eq!(r.status, 200, "count={bad}: {}", r.body);
+        assert_eq!(r.body["items"].as_array().unwrap().len(), 4, "count={bad}");
+    }
 
     let plain = app.create_schedule(&schedule_body("plain")).await;
     let r = app
@@ -582,6 +584,23 @@ async fn upcoming_shows_dst_days_and_bounds() {
     let items = r.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 100);
     assert_eq!(items[0], plain["next_run_at"]);
+    let plain_id = plain["id"].as_str().unwrap();
+    for (count, expected) in [
+        ("101", 100),
+        ("99999999999999999999", 100),
+        ("0", 10),
+        ("x", 10),
+    ] {
+        let r = app
+            .get(&format!("/v1/schedules/{plain_id}/upcoming?count={count}"))
+            .await;
+        assert_eq!(r.status, 200, "count={count}: {}", r.body);
+        assert_eq!(
+            r.body["items"].as_array().unwrap().len(),
+            expected,
+            "count={count}"
+        );
+    }
 }
 
 #[actix_web::test]

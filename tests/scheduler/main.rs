@@ -7,6 +7,7 @@ mod helpers;
 
 mod boot;
 mod claims;
+mod controls;
 mod misfire;
 mod overlap;
 mod retry;

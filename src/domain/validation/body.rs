@@ -77,6 +77,7 @@ pub struct PolicyBody {
     pub misfire: Option<String>,
     pub timeout_seconds: Option<i64>,
     pub max_concurrency: Option<i64>,
+    pub jitter_seconds: Option<i64>,
 }
 
 /// Retry fields as sent; each omitted one takes its default.
@@ -128,7 +129,16 @@ pub struct ScheduleBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub max_occurrences: Option<Option<i64>>,
     // Server-owned, ignored.
+    #[serde(default, rename = "pause_note")]
+    #[schema(ignore)]
+    _pause_note: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "occurrences_remaining")]
+    #[schema(ignore)]
+    _occurrences_remaining: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "id")]
     #[schema(ignore)]
     _id: Option<serde::de::IgnoredAny>,
@@ -171,7 +181,8 @@ pub fn merge_patch(current: &ScheduleBody, patch: &ScheduleBody) -> ScheduleBody
         start_at,
         end_at,
         labels,
-        description
+        description,
+        max_occurrences
     );
     if let Some(p) = &patch.policy {
         let base = flat(&current.policy).cloned().unwrap_or_default();
@@ -180,6 +191,7 @@ pub fn merge_patch(current: &ScheduleBody, patch: &ScheduleBody) -> ScheduleBody
             misfire: p.misfire.clone().or(base.misfire),
             timeout_seconds: p.timeout_seconds.or(base.timeout_seconds),
             max_concurrency: p.max_concurrency.or(base.max_concurrency),
+            jitter_seconds: p.jitter_seconds.or(base.jitter_seconds),
         }));
     }
     if let Some(r) = &patch.retry {
@@ -256,6 +268,7 @@ pub fn body_of(spec: &ScheduleSpec) -> ScheduleBody {
             misfire: Some(spec.policy.misfire.as_str().into()),
             timeout_seconds: Some(spec.policy.timeout_seconds.into()),
             max_concurrency: Some(spec.policy.max_concurrency.into()),
+            jitter_seconds: Some(spec.policy.jitter_seconds.into()),
         })),
         retry: Some(Some(RetryBody {
             max_attempts: Some(spec.retry.max_attempts.into()),
@@ -267,6 +280,7 @@ pub fn body_of(spec: &ScheduleSpec) -> ScheduleBody {
         end_at: Some(spec.end_at.map(format_instant)),
         labels: Some(Some(spec.labels.clone())),
         description: Some(spec.description.clone()),
+        max_occurrences: Some(spec.max_occurrences.map(i64::from)),
         ..Default::default()
     }
 }

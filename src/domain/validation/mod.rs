@@ -21,7 +21,7 @@ pub use body::{
     body_of, merge_patch, CadenceBody, PolicyBody, RetryBody, ScheduleBody, TargetBody,
 };
 pub use parse::parse_instant;
-use parse::{parse_cadence, parse_optional_instant, parse_policy, parse_retry};
+use parse::{int_field, parse_cadence, parse_optional_instant, parse_policy, parse_retry};
 use target::parse_target;
 
 /// Largest JSON size of `target.body`, `target.input`, `target.headers` and `target.args`.
@@ -112,6 +112,16 @@ pub fn parse_schedule(
     let retry = parse_retry(flat(&body.retry), &mut errors);
     let start_at = parse_optional_instant("start_at", flat(&body.start_at), &mut errors);
     let end_at = parse_optional_instant("end_at", flat(&body.end_at), &mut errors);
+    let max_occurrences = flat(&body.max_occurrences).map(|n| {
+        int_field(
+            "max_occurrences",
+            Some(*n),
+            1,
+            1,
+            i32::MAX.into(),
+            &mut errors,
+        )
+    });
     if let (Some(s), Some(e)) = (start_at, end_at) {
         if s > e {
             errors.push(FieldError::new("start_at", "must not be after end_at"));
@@ -146,6 +156,7 @@ pub fn parse_schedule(
                 end_at,
                 labels,
                 description,
+                max_occurrences,
             })
         }
         _ => Err(errors),

@@ -197,7 +197,7 @@ fn enum_field<T: FromStr<Err = String>>(
     }
 }
 
-fn int_field(
+pub(super) fn int_field(
     field: &str,
     value: Option<i64>,
     default: i32,
@@ -259,6 +259,14 @@ pub(super) fn parse_policy(p: Option<&PolicyBody>, errors: &mut Vec<FieldError>)
             d.max_concurrency,
             1,
             10_000,
+            errors,
+        ),
+        jitter_seconds: int_field(
+            "policy.jitter_seconds",
+            p.jitter_seconds,
+            d.jitter_seconds,
+            0,
+            crate::domain::jitter::MAX_JITTER_SECONDS,
             errors,
         ),
     }
