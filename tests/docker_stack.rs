@@ -258,23 +258,27 @@ fn runs(addr: &str, schedule: &str) -> Vec<Value> {
 // The README's commands
 // ---------------------------------------------------------------------------------------
 
-/// The command lines of the first `sh` block under "## Docker Compose", comments removed.
+/// The command lines of the `sh` blocks under "## Docker Compose", comments removed.
 fn readme_commands() -> Vec<String> {
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
     let section = readme
         .split("\n## Docker Compose")
         .nth(1)
+        .and_then(|s| s.split("\n## ").next())
         .expect("README has no Docker Compose section");
-    let block = section
+    let lines: Vec<String> = section
         .split("```sh\n")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
-        .expect("the Docker Compose section has no sh block");
-    block
-        .lines()
-        .map(|l| l.split("  #").next().unwrap_or("").trim().to_string())
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .flat_map(str::lines)
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
         .filter(|l| !l.is_empty())
-        .collect()
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "the Docker Compose section has no sh block"
+    );
+    lines
 }
 
 /// A README line as the test runs it. The only rewrites: `docker compose` gets this
@@ -349,7 +353,11 @@ fn the_compose_stack_runs_on_a_real_engine() {
 
     // up -d --build, word for word: the build is cached now, so this times the start.
     let up = Instant::now();
-    sh(&rewrite(readme_line(&readme, " up -d"), &stack, None));
+    sh(&rewrite(
+        readme_line(&readme, " up -d --build"),
+        &stack,
+        None,
+    ));
     stack.wait_healthy(2, Duration::from_secs(180));
     eprintln!("`up -d` to both healthy: {:?}", up.elapsed());
     let addr = stack.address(1);
@@ -411,8 +419,12 @@ fn the_compose_stack_runs_on_a_real_engine() {
         },
     );
     eprintln!("wakeplane start to ready: {:?}", restart.elapsed());
+    eprintln!(
+        "wakeplane container start to `wakeplane listening`: {} ms",
+        start_to_listening(&stack)
+    );
 
-    let ticker = three_replicas_do_each_occurrence_once(&stack);
+    let ticker = three_replicas_do_each_occurrence_once(&stack, &readme);
     let (sleeper, slow_run) = stop_drains(&stack);
 
     // down (keeping the volume) and up again: everything is still there.
@@ -427,6 +439,30 @@ fn the_compose_stack_runs_on_a_real_engine() {
     assert_eq!(run_status(&addr, &run), "succeeded");
     assert_eq!(run_status(&addr, &slow_run), "succeeded");
     eprintln!("the whole docker test took {:?}", started.elapsed());
+}
+
+/// Milliseconds from the (only) wakeplane container's start to its listening log line,
+/// both by the engine's clock.
+fn start_to_listening(stack: &Stack) -> i64 {
+    let id = &stack.containers("wakeplane")[0];
+    let started: chrono::DateTime<chrono::Utc> = stack
+        .inspect(id, "{{.State.StartedAt}}")
+        .parse()
+        .expect("StartedAt");
+    let logs = must(
+        Command::new("docker").args(["logs", "--timestamps", "--since", &started.to_rfc3339(), id]),
+        "docker logs",
+    );
+    let line = logs
+        .lines()
+        .rfind(|l| l.contains("wakeplane listening"))
+        .unwrap_or_else(|| panic!("no listening line since the start: {logs}"));
+    let at: chrono::DateTime<chrono::Utc> = line
+        .split_whitespace()
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no timestamp on {line:?}"));
+    (at - started).num_milliseconds()
 }
 
 /// The runtime image: its size, a non-root user, no build tools.
@@ -465,10 +501,20 @@ fn image_quality() {
 /// Three replicas, all healthy; an every-2-seconds schedule runs each occurrence exactly
 /// once, also across a replica being stopped. (Sharing the schedules between the nodes
 /// awaits issue 9: today every node arms every timer and the database keeps it once.)
-fn three_replicas_do_each_occurrence_once(stack: &Stack) -> String {
-    stack.run(&["up", "-d", "--scale", "wakeplane=3"]);
+fn three_replicas_do_each_occurrence_once(stack: &Stack, readme: &[String]) -> String {
+    sh(&rewrite(
+        readme_line(readme, "--scale wakeplane=3"),
+        stack,
+        None,
+    ));
     stack.wait_healthy(4, Duration::from_secs(180));
     let addrs: Vec<String> = (1..=3).map(|i| stack.address(i)).collect();
+    let second = sh(&rewrite(
+        readme_line(readme, " port --index 2"),
+        stack,
+        None,
+    ));
+    assert_eq!(second.trim(), addrs[1], "the README's port command");
     let id = create(
         &addrs[0],
         json!({"name": "ticker", "timezone": "UTC",
