@@ -15,6 +15,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// Writes to the real stderr: the harness captures `eprintln!` of a passing test, and the
+/// skip reason and the measured numbers must be seen.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -183,7 +192,7 @@ impl Stack {
             }
         }
         let _ = std::fs::write(&path, log);
-        eprintln!("the stack's logs are in {}", path.display());
+        say!("the stack's logs are in {}", path.display());
     }
 }
 
@@ -318,7 +327,7 @@ fn readme_line<'a>(lines: &'a [String], needle: &str) -> &'a str {
 #[test]
 fn the_compose_stack_runs_on_a_real_engine() {
     if let Some(reason) = skip_reason() {
-        eprintln!("skipped: {reason}");
+        say!("the_compose_stack_runs_on_a_real_engine: NOT RUN: {reason}");
         return;
     }
     let started = Instant::now();
@@ -327,7 +336,7 @@ fn the_compose_stack_runs_on_a_real_engine() {
         Command::new("bash").arg("docker/standin/build.sh"),
         "building the stand-in base images",
     );
-    eprintln!("base images ready after {:?}", started.elapsed());
+    say!("base images ready after {:?}", started.elapsed());
     let stack = Stack::new(tool);
     let readme = readme_commands();
 
@@ -349,7 +358,7 @@ fn the_compose_stack_runs_on_a_real_engine() {
 
     let build = Instant::now();
     stack.run(&["build"]);
-    eprintln!("image built in {:?}", build.elapsed());
+    say!("image built in {:?}", build.elapsed());
 
     // up -d --build, word for word: the build is cached now, so this times the start.
     let up = Instant::now();
@@ -359,7 +368,7 @@ fn the_compose_stack_runs_on_a_real_engine() {
         None,
     ));
     stack.wait_healthy(2, Duration::from_secs(180));
-    eprintln!("`up -d` to both healthy: {:?}", up.elapsed());
+    say!("`up -d` to both healthy: {:?}", up.elapsed());
     let addr = stack.address(1);
     let ready = sh(&rewrite(
         readme_line(&readme, "/readyz"),
@@ -418,8 +427,8 @@ fn the_compose_stack_runs_on_a_real_engine() {
                 .filter(|r| r.status().is_success())
         },
     );
-    eprintln!("wakeplane start to ready: {:?}", restart.elapsed());
-    eprintln!(
+    say!("wakeplane start to ready: {:?}", restart.elapsed());
+    say!(
         "wakeplane container start to `wakeplane listening`: {} ms",
         start_to_listening(&stack)
     );
@@ -438,7 +447,7 @@ fn the_compose_stack_runs_on_a_real_engine() {
     }
     assert_eq!(run_status(&addr, &run), "succeeded");
     assert_eq!(run_status(&addr, &slow_run), "succeeded");
-    eprintln!("the whole docker test took {:?}", started.elapsed());
+    say!("the whole docker test took {:?}", started.elapsed());
 }
 
 /// Milliseconds from the (only) wakeplane container's start to its listening log line,
@@ -476,7 +485,7 @@ fn image_quality() {
         .to_string()
     };
     let size: u64 = inspect("{{.Size}}").parse().expect("image size");
-    eprintln!("wakeplane:local is {:.1} MB", size as f64 / 1e6);
+    say!("wakeplane:local is {:.1} MB", size as f64 / 1e6);
     let user = inspect("{{.Config.User}}");
     let uid = user.split(':').next().unwrap_or("");
     assert!(
@@ -591,7 +600,7 @@ fn three_replicas_do_each_occurrence_once(stack: &Stack, readme: &[String]) -> S
         .collect();
     workers.sort();
     workers.dedup();
-    eprintln!("{n} occurrences once each, executed by {workers:?}");
+    say!("{n} occurrences once each, executed by {workers:?}");
     id
 }
 
@@ -614,7 +623,7 @@ fn stop_drains(stack: &Stack) -> (String, String) {
     let replicas = stack.containers("wakeplane");
     let stop = Instant::now();
     stack.run(&["stop"]);
-    eprintln!("`stop` with a 5 s run in flight took {:?}", stop.elapsed());
+    say!("`stop` with a 5 s run in flight took {:?}", stop.elapsed());
     for id in &replicas {
         assert_eq!(
             stack.inspect(id, "{{.State.ExitCode}}"),
