@@ -11,8 +11,9 @@
 //! compose's own defaults (no `.env`), `.env.example` as shipped, and `.env.example` with
 //! its commented-out optional settings switched on.
 //!
-//! When `docker compose` is installed, `docker compose config -q` validates the file
-//! with Compose itself (no engine needed); otherwise that part is skipped.
+//! When `docker compose` or `docker-compose` is installed, `config -q` validates the file
+//! with Compose itself (no engine needed); otherwise that part is skipped. The stack on a
+//! real engine is tests/docker_stack.rs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -1118,22 +1119,34 @@ fn skipped(why: &str) {
 
 #[test]
 fn docker_compose_accepts_the_file() {
-    let version = Command::new("docker").args(["compose", "version"]).output();
-    match version {
-        Ok(out) if out.status.success() => {}
-        Ok(_) => return skipped("`docker compose` is not available (no compose plugin)"),
-        Err(e) => return skipped(&format!("no docker executable ({e})")),
+    // `docker compose` (v2) or `docker-compose` (v1), whichever is installed.
+    let tool = [&["docker", "compose"][..], &["docker-compose"][..]]
+        .into_iter()
+        .find(|t| {
+            Command::new(t[0])
+                .args(&t[1..])
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(tool) = tool else {
+        return skipped("neither `docker compose` nor `docker-compose` is installed");
+    };
+    for publish in [None, Some("")] {
+        let mut cmd = Command::new(tool[0]);
+        cmd.args(&tool[1..])
+            .args(["-f", "docker/compose.yaml", "config", "-q"])
+            .current_dir(root());
+        if let Some(p) = publish {
+            cmd.env("PUBLISH_PORT", p);
+        }
+        let out = cmd.output().expect("running compose config");
+        assert!(
+            out.status.success(),
+            "{tool:?} config (PUBLISH_PORT={publish:?}) rejected docker/compose.yaml:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let out = Command::new("docker")
-        .args(["compose", "-f", "docker/compose.yaml", "config", "-q"])
-        .current_dir(root())
-        .output()
-        .expect("running docker compose config");
-    assert!(
-        out.status.success(),
-        "docker compose config rejected docker/compose.yaml:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 // ---------------------------------------------------------------------------------------
