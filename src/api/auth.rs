@@ -94,7 +94,7 @@ pub struct Auth(pub Option<Tokens>);
 
 /// Where the operators' console lives. Its paths are not bearer-token routes: the console
 /// authenticates with its own session cookie and applies [`required_role`] and
-/// [`refusal`] itself, to every page and form (see `crate::console`).
+/// [`refusal`] itself, to every page and form (the `console` module).
 pub const CONSOLE_PREFIX: &str = "/ui";
 
 /// Whether `path` is the console's (exactly `/ui` or under `/ui/`).

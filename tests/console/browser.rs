@@ -293,6 +293,12 @@ async fn operators_and_viewers_use_the_console_in_chromium() {
     .await;
     assert_eq!(status, 404, "deleted through the console");
 
+    // The overview counts what happened (the README's picture).
+    click(&admin, "nav a[href='/ui/']").await;
+    assert_eq!(text(&admin, "#schedules-total").await, "2");
+    assert_eq!(text(&admin, "#actors-paused").await, "1");
+    shots.take(&admin, "08-overview").await;
+
     // A viewer, without JavaScript: reads, sees no control, and a forged POST is refused.
     let viewer = driver.browser("viewer", false).await;
     viewer
