@@ -301,6 +301,14 @@ async fn forms_need_the_sessions_csrf_token_and_the_apis_role() {
     )
     .await;
     assert_eq!(fetched["pause_note"], "CRM migration");
+    let (_, paused) = get(&app, "/ui/schedules?state=paused", Some(&operator)).await;
+    assert!(
+        paused.contains(&format!("data-schedule=\"{id}\"")),
+        "{paused}"
+    );
+    let (_, enabled_only) = get(&app, "/ui/schedules?state=enabled", Some(&operator)).await;
+    assert!(!enabled_only.contains(&format!("data-schedule=\"{id}\"")));
+    assert!(enabled_only.contains("No schedule matches."));
     let (status, _, html) = post(
         &app,
         &format!("{page}/delete"),
@@ -353,6 +361,36 @@ async fn forms_need_the_sessions_csrf_token_and_the_apis_role() {
     )
     .await;
     assert_eq!(status, 404);
+}
+
+#[actix_web::test]
+async fn the_table_pages_by_the_apis_cursor_with_its_filters() {
+    let app = spawn_app().await;
+    for i in 0..53 {
+        let mut body = schedule_body(&format!("paged-{i:02}"));
+        body["labels"] = json!({"team": if i % 2 == 0 { "even" } else { "odd" }});
+        app.create_schedule(&body).await;
+    }
+    let rows = |html: &str| html.matches("<tr data-schedule=").count();
+    let (status, first) = get(&app, "/ui/schedules?selector=team%3Deven", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(rows(&first), 27, "27 even schedules fit on one page");
+    assert!(!first.contains("id=\"next-page\""));
+    let (_, first) = get(&app, "/ui/schedules", None).await;
+    assert_eq!(rows(&first), 50);
+    let marker = "id=\"next-page\" href=\"";
+    let at = first.find(marker).expect("a next page link") + marker.len();
+    let next = first[at..]
+        .split('"')
+        .next()
+        .expect("href")
+        .replace("&amp;", "&");
+    let (status, second) = get(&app, &next, None).await;
+    assert_eq!(status, 200, "{next}");
+    assert_eq!(rows(&second), 3);
+    assert!(second.contains("paged-00"), "the oldest come last");
+    let (status, _) = get(&app, "/ui/schedules?cursor=garbage", None).await;
+    assert_eq!(status, 400);
 }
 
 #[actix_web::test]
