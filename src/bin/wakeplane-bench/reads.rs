@@ -38,15 +38,22 @@ const SELECTOR: &str = "team%3Dt7%2Cenv%3Dprod";
 
 pub async fn run(args: &ReadsArgs, db: &Database, tuning: ServerTuning) -> Result<()> {
     let mut conn = db.connect()?;
-    // Migrate up to the stats migration, seed, then let it (and the rest) run.
-    let migrations = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
-        .map_err(|e| anyhow!("listing migrations: {e}"))?;
-    for m in &migrations {
-        if m.name().to_string().as_str() >= STATS_MIGRATION {
-            break;
+    // `Database::start` applied every migration: step back to just before the stats
+    // migration, seed, then let it (and the rest) run as on an upgrade.
+    let stats_version = STATS_MIGRATION.replace('-', "");
+    loop {
+        let applied = conn
+            .applied_migrations()
+            .map_err(|e| anyhow!("listing applied migrations: {e}"))?;
+        match applied.iter().map(|v| v.to_string().replace('-', "")).max() {
+            Some(newest) if newest >= stats_version => {
+                let reverted = conn
+                    .revert_last_migration(MIGRATIONS)
+                    .map_err(|e| anyhow!("reverting {newest}: {e}"))?;
+                progress(format_args!("reverted migration {reverted}"));
+            }
+            _ => break,
         }
-        conn.run_migration(m.as_ref())
-            .map_err(|e| anyhow!("migration {}: {e}", m.name()))?;
     }
     progress(format_args!(
         "seeding {} schedules and {} runs",
