@@ -1,7 +1,8 @@
 //! Provides bearer-token auth (`WAKEPLANE_API_TOKENS="token:role,…"`) and the request-id
 //! response header. Roles nest: viewer reads, operator also writes, admin also deletes.
 //!
-//! Deny by default: every path except exactly `/healthz` and `/readyz` needs a token, and
+//! Deny by default: every path except exactly `/healthz` and `/readyz` (and the console's
+//! `/ui`, which checks its own sessions by the same roles) needs a token, and
 //! the role follows the method alone (reads, writes, deletes), never the raw path, so no
 //! spelling of a path (`/%761/…`) can lower what it needs. Tokens are kept only as SHA-256
 //! digests and compared in constant time, every configured one on every request. The

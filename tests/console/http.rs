@@ -63,6 +63,26 @@ async fn post(
     )
 }
 
+/// A GET of `path` exactly as written (no client normalises it): status and body.
+async fn raw_get(app: &TestApp, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.address.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
 #[actix_web::test]
 async fn pages_need_a_login_and_carry_the_security_headers() {
     let app = spawn_app_with(|c| c.api_tokens = Some(TOKENS.into())).await;
@@ -176,6 +196,18 @@ async fn pages_need_a_login_and_carry_the_security_headers() {
         .await
         .expect("GET");
     assert_eq!(r.status().as_u16(), 401);
+
+    // No spelling of a path under /ui reaches the API without a bearer token.
+    for raw in [
+        "/ui/../v1/schedules",
+        "/ui/%2e%2e/v1/schedules",
+        "/ui/..%2fv1/schedules",
+        "/ui//v1/schedules",
+    ] {
+        let (status, body) = raw_get(&app, raw).await;
+        assert!(status == 404 || status == 303, "{raw}: {status} {body}");
+        assert!(!body.contains("\"items\""), "{raw} reached the API: {body}");
+    }
 
     // Assets need no session.
     let r = client
