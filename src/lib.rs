@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod executors;
 pub mod metrics;

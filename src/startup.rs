@@ -125,6 +125,7 @@ impl Application {
             tracing::warn!(addr = %local, "the API is open (no WAKEPLANE_API_TOKENS) on a non-loopback address");
         }
         let auth = web::Data::new(Auth(tokens));
+        let sessions = web::Data::new(crate::console::Sessions::default());
         let state = web::Data::new(AppState {
             commands: Commands::new(&scheduler),
             scheduler: scheduler.clone(),
@@ -140,6 +141,8 @@ impl Application {
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(auth.clone())
+                .app_data(sessions.clone())
+                .configure(crate::console::configure)
                 .configure(api::configure)
         })
         .listen(listener)?

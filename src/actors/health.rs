@@ -286,6 +286,16 @@ impl HealthBoard {
         });
     }
 
+    /// The actor state of each of `ids` on this node (`None`: no actor runs it here), for
+    /// a page of schedules; one lookup each, no actor is asked.
+    pub fn states_of(&self, ids: &[&str]) -> Vec<Option<&'static str>> {
+        self.with(|b| {
+            ids.iter()
+                .map(|id| b.entries.get(*id).map(|e| e.state.as_str()))
+                .collect()
+        })
+    }
+
     /// Everything `/v1/status` shows, from the aggregates (no per-actor scan).
     pub fn view(&self, now: DateTime<Utc>) -> BoardView {
         self.with(|b| {

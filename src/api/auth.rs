@@ -1,7 +1,8 @@
 //! Provides bearer-token auth (`WAKEPLANE_API_TOKENS="token:role,…"`) and the request-id
 //! response header. Roles nest: viewer reads, operator also writes, admin also deletes.
 //!
-//! Deny by default: every path except exactly `/healthz` and `/readyz` needs a token, and
+//! Deny by default: every path except exactly `/healthz` and `/readyz` (and the console's
+//! `/ui`, which checks its own sessions by the same roles) needs a token, and
 //! the role follows the method alone (reads, writes, deletes), never the raw path, so no
 //! spelling of a path (`/%761/…`) can lower what it needs. Tokens are kept only as SHA-256
 //! digests and compared in constant time, every configured one on every request. The
@@ -77,7 +78,7 @@ impl Tokens {
 
     /// The role of a presented token, comparing its digest against every token's in
     /// constant time.
-    fn role_of(&self, presented: &[u8]) -> Option<Role> {
+    pub fn role_of(&self, presented: &[u8]) -> Option<Role> {
         let presented = digest(presented);
         let mut found = None;
         for (token, role) in &self.0 {
@@ -92,9 +93,20 @@ impl Tokens {
 /// Auth configuration shared with the middleware.
 pub struct Auth(pub Option<Tokens>);
 
+/// Where the operators' console lives. Its paths are not bearer-token routes: the console
+/// authenticates with its own session cookie and applies [`required_role`] and
+/// [`refusal`] itself, to every page and form (the `console` module).
+pub const CONSOLE_PREFIX: &str = "/ui";
+
+/// Whether `path` is the console's (exactly `/ui` or under `/ui/`).
+pub fn is_console_path(path: &str) -> bool {
+    path.strip_prefix(CONSOLE_PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The role a request needs, or `None` for the two open probes. Every other path, known
 /// or not, is guarded; the only DELETE route deletes a schedule (admin).
-fn required_role(method: &Method, path: &str) -> Option<Role> {
+pub fn required_role(method: &Method, path: &str) -> Option<Role> {
     if path == "/healthz" || path == "/readyz" {
         return None;
     }
@@ -107,13 +119,23 @@ fn required_role(method: &Method, path: &str) -> Option<Role> {
     }
 }
 
-/// Refuses requests without a good enough bearer token (when auth is configured).
+/// Why `role` may not `method path`, which needs `needed` (the 403 message).
+pub fn refusal(role: Role, needed: Role, method: &Method, path: &str) -> String {
+    format!(
+        "role {} may not {method} {path}; it needs {}",
+        role.as_str(),
+        needed.as_str()
+    )
+}
+
+/// Refuses requests without a good enough bearer token (when auth is configured). The
+/// console's paths pass through: it checks its own session against the same roles.
 pub async fn require_token(
     auth: web::Data<Auth>,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let Some(tokens) = &auth.0 else {
+    let Some(tokens) = auth.0.as_ref().filter(|_| !is_console_path(req.path())) else {
         return next
             .call(req)
             .await
@@ -139,12 +161,11 @@ pub async fn require_token(
             "missing bearer token: send Authorization: Bearer <token>".into(),
         )),
         Some(None) => Some(ApiError::Unauthorized("unknown bearer token".into())),
-        Some(Some(role)) if role < needed => Some(ApiError::Forbidden(format!(
-            "role {} may not {} {}; it needs {}",
-            role.as_str(),
+        Some(Some(role)) if role < needed => Some(ApiError::Forbidden(refusal(
+            role,
+            needed,
             req.method(),
             req.path(),
-            needed.as_str()
         ))),
         Some(Some(role)) => {
             req.extensions_mut().insert(role);
@@ -222,6 +243,17 @@ mod tests {
             required_role(&Method::GET, "/%68ealthz"),
             Some(Role::Viewer)
         );
+    }
+
+    #[test]
+    fn only_the_console_prefix_is_the_consoles() {
+        assert!(is_console_path("/ui"));
+        assert!(is_console_path("/ui/"));
+        assert!(is_console_path("/ui/schedules/sch_1/pause"));
+        assert!(!is_console_path("/uix"));
+        assert!(!is_console_path("/v1/ui/"));
+        assert!(!is_console_path("/%75i/"));
+        assert!(!is_console_path("/UI/"));
     }
 
     #[test]

@@ -92,7 +92,12 @@ pub async fn counts(state: &AppState) -> Result<Counts, StoreError> {
 /// `/v1/status`: answers even while the database is down (`database.ok: false`, stored
 /// counts null), because that is when operators need it most.
 pub async fn status(state: web::Data<AppState>) -> HttpResponse {
-    let counts = counts(&state).await;
+    HttpResponse::Ok().json(status_view(&state).await)
+}
+
+/// What `/v1/status` shows (the console's overview renders the same).
+pub async fn status_view(state: &AppState) -> StatusView {
+    let counts = counts(state).await;
     if let Err(e) = &counts {
         tracing::warn!(error = %e, "status without database counts");
     }
@@ -101,7 +106,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
     let view = state.scheduler.board().view(chrono::Utc::now());
     let c = counts.as_ref();
     let n = |f: &dyn Fn(&Counts) -> i64| c.map(f);
-    HttpResponse::Ok().json(StatusView {
+    StatusView {
         service: "wakeplane",
         version: env!("CARGO_PKG_VERSION"),
         started_at: format_instant(state.started_at),
@@ -137,7 +142,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
             dead_letter: n(&|c| c.dead_letters),
         },
         actors: view.actors,
-    })
+    }
 }
 
 /// `GET /v1/status`. Stored counts are null while the database is down.

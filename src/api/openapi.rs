@@ -34,6 +34,7 @@ use super::{health, runs, schedules};
         runs::get,
         runs::receipts,
         openapi_json,
+        console,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -42,6 +43,7 @@ use super::{health, runs, schedules};
         (name = "runs", description = "The run ledger and receipts"),
         (name = "operations", description = "Status, metrics and this document"),
         (name = "probes", description = "Liveness and readiness, never behind auth"),
+        (name = "console", description = "The operators' console (HTML pages, session login)"),
     )
 )]
 pub struct ApiDoc;
@@ -76,3 +78,11 @@ pub async fn openapi_json() -> HttpResponse {
         .content_type("application/json")
         .body(document())
 }
+
+/// Documents `GET /ui/` only: the console is served by the `console` module, with its own
+/// session login instead of the bearer scheme.
+#[utoipa::path(get, path = "/ui/", tag = "console", security(()),
+    responses((status = 200, description = "The console's overview page", body = String, content_type = "text/html"),
+              (status = 303, description = "With WAKEPLANE_API_TOKENS set and no session: to /ui/login")))]
+#[allow(dead_code)]
+fn console() {}

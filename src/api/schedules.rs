@@ -13,6 +13,7 @@ use super::views::{
     UpcomingView,
 };
 use super::AppState;
+use crate::actors::schedule::ActorSnapshot;
 use crate::commands::CommandError;
 use crate::domain::backfill::{self, BackfillBody};
 use crate::domain::labels::Selector;
@@ -103,16 +104,28 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
             ),
         },
         workflow_id: param(&q, "workflow_id").map(str::to_string),
-        selector: match param(&q, "label_selector") {
-            None => None,
-            Some(s) => Some(
-                Selector::parse(s)
-                    .map_err(|e| ApiError::BadRequest(format!("label_selector: {e}")))?,
-            ),
-        },
+        selector: param(&q, "label_selector")
+            .map(selector_param)
+            .transpose()?,
     };
     let cursor = cursor_param(&q)?;
     let limit = clamp_limit(param(&q, "limit"));
+    Ok(HttpResponse::Ok().json(summaries(&state, filter, cursor, limit).await?))
+}
+
+/// Parses a `label_selector` parameter (400 naming the parameter and the problem).
+pub fn selector_param(raw: &str) -> Result<Selector, ApiError> {
+    Selector::parse(raw).map_err(|e| ApiError::BadRequest(format!("label_selector: {e}")))
+}
+
+/// One page of schedule summaries with their stats: what `GET /v1/schedules` answers (the
+/// console's schedules table reads the same).
+pub async fn summaries(
+    state: &AppState,
+    filter: ScheduleFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> Result<ScheduleList, ApiError> {
     let (page, mut stats) = state
         .store
         .run(move |conn| {
@@ -122,7 +135,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
             Ok::<_, StoreError>((page, stats))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(ScheduleList {
+    Ok(ScheduleList {
         items: page
             .items
             .iter()
@@ -135,7 +148,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
             })
             .collect(),
         next_cursor: page.next_cursor,
-    }))
+    })
 }
 
 /// The full view of `record` with its stats as stored now.
@@ -174,13 +187,19 @@ pub async fn get(
         .map_err(CommandError::from)?;
     let mut view = ScheduleView::from(&record);
     view.stats = stats.into();
-    // An actor busy in a slow transaction must not stall a read: its block is then null.
-    view.actor = tokio::time::timeout(INSPECT_TIMEOUT, state.commands.inspect(id))
+    view.actor = actor_of(&state, id)
+        .await
+        .and_then(|snapshot| serde_json::to_value(snapshot).ok());
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// The live view of schedule `id`'s actor. An actor busy in a slow transaction must not
+/// stall a read: after [`INSPECT_TIMEOUT`] this is `None`.
+pub async fn actor_of(state: &AppState, id: String) -> Option<ActorSnapshot> {
+    tokio::time::timeout(INSPECT_TIMEOUT, state.commands.inspect(id))
         .await
         .ok()
         .flatten()
-        .and_then(|snapshot| serde_json::to_value(snapshot).ok());
-    Ok(HttpResponse::Ok().json(view))
 }
 
 #[utoipa::path(put, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")), request_body = ScheduleBody,
@@ -306,16 +325,7 @@ pub async fn trigger(
     require_object(&bytes)?;
     let body: TriggerBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    let reason = body
-        .reason
-        .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty())
-        .ok_or_else(blank)?;
-    if reason.chars().count() > 1000 {
-        return Err(ApiError::BadRequest(
-            "reason must be at most 1000 characters".into(),
-        ));
-    }
+    let reason = trigger_reason(body.reason)?;
     let run = state.commands.trigger(id, reason).await?;
     tracing::info!(schedule_id = %run.schedule_id, run_id = %run.id, "manual run triggered");
     Ok(HttpResponse::Ok().json(TriggeredView {
@@ -325,6 +335,20 @@ pub async fn trigger(
         status: run.status.to_string(),
         created_at: run.created_at,
     }))
+}
+
+/// A trigger's reason, trimmed: required, non-blank, at most 1000 characters.
+pub fn trigger_reason(raw: Option<String>) -> Result<String, ApiError> {
+    let reason = raw
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("reason is required and must not be blank".into()))?;
+    if reason.chars().count() > 1000 {
+        return Err(ApiError::BadRequest(
+            "reason must be at most 1000 characters".into(),
+        ));
+    }
+    Ok(reason)
 }
 
 #[utoipa::path(get, path = "/v1/schedules/{id}/upcoming", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)"), ("count" = Option<i64>, Query, description = "How many, default 10; missing, non-numeric or <= 0 -> 10, above 100 -> 100")),
@@ -342,24 +366,29 @@ pub async fn upcoming(
         .run(move |conn| schedules::find(conn, &id))
         .await
         .map_err(CommandError::from)?;
-    // A limited schedule has no more fire times than occurrences left.
+    let items = upcoming_of(&record, count)
+        .into_iter()
+        .map(crate::domain::ids::format_instant)
+        .collect();
+    Ok(HttpResponse::Ok().json(UpcomingView { items }))
+}
+
+/// The next `count` fire instants of `record` (none when paused or finished; a limited
+/// schedule has no more than it has occurrences left).
+pub fn upcoming_of(record: &ScheduleRecord, count: usize) -> Vec<chrono::DateTime<chrono::Utc>> {
     let count = record
         .occurrences_remaining
         .map_or(count, |left| count.min(usize::try_from(left).unwrap_or(0)));
-    let items: Vec<String> = match record.next_run_at {
+    match record.next_run_at {
         Some(next) if record.paused_at.is_none() => {
             let after = next - chrono::Duration::microseconds(1);
             record
                 .spec
                 .cadence
                 .upcoming(record.spec.timezone, &record.spec.bounds(), after, count)
-                .into_iter()
-                .map(crate::domain::ids::format_instant)
-                .collect()
         }
         _ => Vec::new(),
-    };
-    Ok(HttpResponse::Ok().json(UpcomingView { items }))
+    }
 }
 
 #[utoipa::path(get, path = "/v1/schedules/{id}/runs", tag = "runs", params(("id" = String, Path, description = "Schedule id (`sch_…`)"), ("status" = Option<RunStatus>, Query, description = "Only runs in this status"), ("limit" = Option<i64>, Query, description = "Page size, default 50, max 500"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),

@@ -140,6 +140,7 @@ async fn the_document_lists_every_route_and_enum() {
         ("get", "/v1/runs"),
         ("get", "/v1/runs/{id}"),
         ("get", "/v1/runs/{id}/receipts"),
+        ("get", "/ui/"),
     ];
     for (method, path) in routes {
         assert!(
