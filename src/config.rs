@@ -24,6 +24,11 @@ pub struct Config {
     pub workers: usize,
     pub db_pool_size: u32,
     pub lease_ttl: Duration,
+    /// A node whose heartbeat is older is dead; its schedules move (`WAKEPLANE_NODE_TTL_SECONDS`).
+    pub node_ttl: Duration,
+    /// The address other nodes and the console show for this node
+    /// (`WAKEPLANE_ADVERTISE_ADDR`); `None`: the address it listens on.
+    pub advertise_addr: Option<String>,
     pub shutdown_timeout: Duration,
     pub api_tokens: Option<String>,
     pub log_format: LogFormat,
@@ -101,6 +106,8 @@ impl Config {
             workers: number("WAKEPLANE_WORKERS", 16, 1, 1024)? as usize,
             db_pool_size: number("WAKEPLANE_DB_POOL_SIZE", 10, 1, 1000)? as u32,
             lease_ttl: Duration::from_secs(number("WAKEPLANE_LEASE_TTL_SECONDS", 30, 2, 86_400)?),
+            node_ttl: Duration::from_secs(number("WAKEPLANE_NODE_TTL_SECONDS", 10, 2, 3600)?),
+            advertise_addr: nonempty("WAKEPLANE_ADVERTISE_ADDR"),
             shutdown_timeout: Duration::from_secs(number(
                 "WAKEPLANE_SHUTDOWN_TIMEOUT_SECONDS",
                 30,
@@ -190,6 +197,8 @@ mod tests {
         assert_eq!(c.db_pool_size, 10);
         assert_eq!(c.lease_ttl, Duration::from_secs(30));
         assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(c.node_ttl, Duration::from_secs(10));
+        assert_eq!(c.advertise_addr, None);
         assert!(c.worker_id.starts_with("wrk_"));
     }
 
@@ -236,6 +245,8 @@ mod tests {
         let e = cfg(&[("WAKEPLANE_WORKERS", "lots")]).unwrap_err();
         assert_eq!(e.var, "WAKEPLANE_WORKERS");
         assert!(cfg(&[("WAKEPLANE_LEASE_TTL_SECONDS", "1")]).is_err());
+        let e = cfg(&[("WAKEPLANE_NODE_TTL_SECONDS", "1")]).unwrap_err();
+        assert_eq!(e.var, "WAKEPLANE_NODE_TTL_SECONDS");
         assert!(cfg(&[("DATABASE_URL", "  ")])
             .unwrap()
             .database_url

@@ -204,6 +204,12 @@ impl<C: ScheduleCommand> Message for Route<C> {
 #[rtype(result = "()")]
 pub struct Reload;
 
+/// Supervisor → ScheduleActor: the schedule's partition moved to another node; stop the
+/// timers and stop, without a restart (runs in flight carry on; the new owner adopts them).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Disown;
+
 /// Shutdown coordinator → Supervisor: stop firing timers (runs in flight carry on).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]

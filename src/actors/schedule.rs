@@ -17,19 +17,18 @@ use super::executor::ExecutorPool;
 use super::health::HealthBoard;
 use super::materialiser::{MaterialiseDue, Materialiser};
 use super::messages::{
-    BackfillWindow, Backfilled, CancelRun, CommandError, Delete, Execute, Patch, Pause, Reload,
-    Replace, Resume, RunEnd, RunEnded, ScheduleCommand, StopFiring, Trigger,
+    BackfillWindow, Backfilled, CancelRun, CommandError, Delete, Disown, Execute, Patch, Pause,
+    Reload, Replace, Resume, RunEnd, RunEnded, ScheduleCommand, StopFiring, Trigger,
 };
+use super::remote;
 use super::supervisor::{ActorStopped, Supervisor};
 use super::InSpan;
 use crate::domain::backfill::{self, Backfill};
 use crate::domain::backoff::Backoff;
 use crate::domain::ids::{self, ScheduleId};
-use crate::domain::validation::{
-    body_of, merge_patch, parse_schedule, ScheduleBody, ValidationContext,
-};
+use crate::domain::validation::{body_of, merge_patch, ScheduleBody};
 use crate::domain::{Policy, RunStatus, Target};
-use crate::store::runs::{self, RunRow, ORIGIN_BACKFILL, ORIGIN_MANUAL};
+use crate::store::runs::{self, RunRow, ORIGIN_BACKFILL};
 use crate::store::schedules::{self, Materialised, ScheduleRecord};
 use crate::store::{self, Store, StoreError};
 
@@ -128,6 +127,8 @@ pub struct ScheduleActor {
     capacity_retry: Option<SpawnHandle>,
     firing_allowed: bool,
     deleted: bool,
+    /// Its partition moved to another node: stopped for good here.
+    handed_over: bool,
     db_failures: u32,
     state: ActorState,
     restarts: u32,
@@ -153,6 +154,7 @@ impl ScheduleActor {
             capacity_retry: None,
             firing_allowed: true,
             deleted: false,
+            handed_over: false,
             db_failures: 0,
             state: if restarts > 0 {
                 ActorState::Restarting
@@ -238,6 +240,12 @@ impl ScheduleActor {
     ) {
         match e {
             StoreError::NotFound => {
+                // Deleted (possibly through another node): what runs here stops too.
+                for run_id in &self.active {
+                    self.deps.pool.do_send(CancelRun {
+                        run_id: run_id.clone(),
+                    });
+                }
                 self.deleted = true;
                 ctx.stop();
             }
@@ -356,6 +364,13 @@ impl ScheduleActor {
                 let lag = (woke_at - nominal).num_microseconds().unwrap_or(0) as f64 / 1000.0;
                 act.last_fire_lag_ms = Some(lag);
                 act.deps.board.record_fire_lag(lag);
+                if m.conflicts > 0 {
+                    tracing::warn!(
+                        conflicts = m.conflicts,
+                        "occurrence already materialised (another timer for this schedule)"
+                    );
+                    act.deps.board.record_conflicts(m.conflicts);
+                }
                 act.materialised(m, ctx);
             }
             Err(e) => act.store_failed(e, ctx, |act, ctx| act.fire(ctx)),
@@ -487,23 +502,10 @@ impl ScheduleActor {
     /// Records a manual run and queues it for dispatch.
     fn trigger(&mut self, reason: String) -> ResponseActFuture<Self, Result<RunRow, CommandError>> {
         let id = self.id.clone();
-        let fut = self.deps.store.run(move |conn| {
-            let now = store::now();
-            let mut run = RunRow::new(
-                ScheduleId(&id),
-                String::new(),
-                now,
-                now,
-                RunStatus::Pending,
-                1,
-                now,
-            );
-            run.occurrence_key = ids::manual_occurrence_key(&run.id);
-            run.trigger_reason = Some(reason);
-            run.origin = ORIGIN_MANUAL.to_string();
-            runs::insert_if_absent(conn, &run)?;
-            Ok::<_, StoreError>(run)
-        });
+        let fut = self
+            .deps
+            .store
+            .run(move |conn| remote::insert_manual_run(conn, &id, reason));
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             let run = res?;
             tracing::info!(run_id = %run.id, "manual run triggered");
@@ -548,13 +550,7 @@ impl ScheduleActor {
         make_body: impl FnOnce(&ScheduleRecord) -> ScheduleBody + Send + 'static,
     ) -> ResponseActFuture<Self, Result<ScheduleRecord, CommandError>> {
         self.transition_with(move |current, now| {
-            let ctx = ValidationContext {
-                now,
-                default_anchor: current.created_at.trunc_subsecs(0),
-            };
-            let spec =
-                parse_schedule(&make_body(current), &ctx).map_err(CommandError::Validation)?;
-            Ok(current.replaced(spec, now, recount))
+            remote::updated(current, now, recount, &make_body(current))
         })
     }
 
@@ -603,17 +599,10 @@ impl ScheduleActor {
     ) -> ResponseActFuture<Self, Result<ScheduleRecord, CommandError>> {
         let id = self.id.clone();
         let armed_for = self.armed_for;
-        let fut = self.deps.store.run(move |conn| {
-            let now = store::now();
-            let before = schedules::materialise_due(conn, &id, now, armed_for)?;
-            let record = schedules::update_with(conn, &id, |current| f(current, now))?;
-            let materialised = match record.due_by(now) {
-                // The new definition's occurrences: no actor was armed for them.
-                Some(_) => Some(schedules::materialise_due(conn, &id, now, None)?),
-                None => None,
-            };
-            Ok::<_, CommandError>((before, record, materialised))
-        });
+        let fut = self
+            .deps
+            .store
+            .run(move |conn| remote::transition(conn, &id, armed_for, f));
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             let (before, record, materialised) = res?;
             act.enqueue(&before, ctx);
@@ -646,6 +635,11 @@ impl Actor for ScheduleActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        if self.handed_over {
+            // The Supervisor already forgot it; a new actor here may have its id by now.
+            self.deps.board.remove(&self.id);
+            return;
+        }
         if self.deleted {
             self.deps.board.remove(&self.id);
         } else {
@@ -774,6 +768,14 @@ impl Handler<Reload> for ScheduleActor {
     }
 }
 
+impl Handler<Disown> for ScheduleActor {
+    type Result = ();
+    fn handle(&mut self, _: Disown, ctx: &mut Self::Context) {
+        self.handed_over = true;
+        ctx.stop();
+    }
+}
+
 impl Handler<StopFiring> for ScheduleActor {
     type Result = ();
     fn handle(&mut self, _: StopFiring, ctx: &mut Self::Context) {
@@ -830,7 +832,7 @@ impl Handler<Inspect> for ScheduleActor {
 /// The store work of a backfill, in one transaction: the window's fire times by the
 /// schedule's own cadence and zone, inserted unless their key exists. Returns the created
 /// runs (oldest first) and how many already existed.
-fn backfill_runs(
+pub(crate) fn backfill_runs(
     conn: &mut diesel::PgConnection,
     id: &str,
     request: &Backfill,

@@ -9,7 +9,9 @@
 mod circuit;
 pub mod filters;
 pub mod leases;
+pub mod nodes;
 pub mod paging;
+pub mod partitions;
 pub mod runs;
 pub mod schedules;
 pub mod schema;
@@ -267,6 +269,16 @@ impl Store {
                 .bind::<diesel::sql_types::Text, _>(worker_id)
                 .get_result(&mut conn)?;
         Ok(row.locked.then_some(conn))
+    }
+
+    /// A connection of its own, outside the pool, for a caller that keeps it (the
+    /// notification listener, on its own thread). Blocking.
+    pub fn dedicated_connection(&self) -> Result<PgConnection, StoreError> {
+        use diesel::Connection;
+        let mut conn =
+            PgConnection::establish(&self.url).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        conn.batch_execute("SET application_name = 'wakeplane-listener'")?;
+        Ok(conn)
     }
 
     /// `true` when a trivial query succeeds.
