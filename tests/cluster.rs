@@ -168,7 +168,20 @@ fn three_nodes_share_three_thousand_schedules_evenly_without_doubled_timers() {
         "balanced {counts:?} {:.1?} after the joins",
         joined.elapsed()
     );
-    let cluster = &status(&b)["cluster"];
+    // The cluster block lists every node; the others' counts come with their heartbeats.
+    let cluster = poll(
+        "the cluster block to add up",
+        Duration::from_secs(10),
+        || {
+            let cluster = status(&b)["cluster"].clone();
+            let listed = cluster["nodes"].as_array().cloned().unwrap_or_default();
+            let owned: i64 = listed
+                .iter()
+                .filter_map(|n| n["owned_schedules"].as_i64())
+                .sum();
+            (owned == 3000).then_some(cluster)
+        },
+    );
     assert_eq!(cluster["node_id"], "wrk_b");
     let listed = cluster["nodes"].as_array().cloned().unwrap_or_default();
     assert_eq!(listed.len(), 3, "{cluster}");
@@ -181,11 +194,6 @@ fn three_nodes_share_three_thousand_schedules_evenly_without_doubled_timers() {
             "{n}"
         );
     }
-    let owned: i64 = listed
-        .iter()
-        .filter_map(|n| n["owned_schedules"].as_i64())
-        .sum();
-    assert_eq!(owned, 3000, "{cluster}");
 
     // Steady state: the 1 s timers fire for a while; none of them runs on two nodes.
     let conflicts_before: Vec<f64> = nodes
