@@ -152,12 +152,17 @@ fn secret(
     }
 }
 
-/// `wrk_<host>` from the kernel's host name.
-fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// The kernel's host name (empty when unknown).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// `wrk_<host>` from the kernel's host name.
+fn default_worker_id() -> String {
+    let host = host_name();
     let host: String = host
         .chars()
         .map(|c| {

@@ -119,7 +119,7 @@ impl Application {
                 advertise_addr: config
                     .advertise_addr
                     .clone()
-                    .unwrap_or_else(|| local.to_string()),
+                    .unwrap_or_else(|| advertised(local)),
                 targets: targets.clone(),
             },
             store.clone(),
@@ -192,6 +192,17 @@ impl Application {
             handle.stop(true).await;
         });
         self.server.await
+    }
+}
+
+/// What a node shows of `local` when no `WAKEPLANE_ADVERTISE_ADDR` is set: the address
+/// itself, or `<host name>:<port>` when it listens on every interface (`0.0.0.0`, `::`).
+fn advertised(local: std::net::SocketAddr) -> String {
+    let host = crate::config::host_name();
+    if local.ip().is_unspecified() && !host.is_empty() {
+        format!("{host}:{}", local.port())
+    } else {
+        local.to_string()
     }
 }
 

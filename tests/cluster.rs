@@ -44,6 +44,8 @@ fn node(dir: &Path, url: &str, worker: &str) -> ServerSpec {
             ("WAKEPLANE_LEASE_TTL_SECONDS", "2"),
             ("WAKEPLANE_SHUTDOWN_TIMEOUT_SECONDS", "20"),
             ("WAKEPLANE_DB_POOL_SIZE", "8"),
+            // Room for two survivors to run 24 schedules' 1.5 s requests every second.
+            ("WAKEPLANE_WORKERS", "40"),
         ],
     )
 }

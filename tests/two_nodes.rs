@@ -50,6 +50,9 @@ fn node(dir: &Path, url: &str, name: &str, worker: &str, ttl: &str) -> ServerSpe
             ("WAKEPLANE_WORKER_ID", worker),
             ("WAKEPLANE_LEASE_TTL_SECONDS", ttl),
             ("WAKEPLANE_NODE_TTL_SECONDS", "3"),
+            // Room for every schedule's runs on one node (the survivor runs all twelve,
+            // each with 1.5 runs in flight on average).
+            ("WAKEPLANE_WORKERS", "32"),
             ("WAKEPLANE_SHUTDOWN_TIMEOUT_SECONDS", "20"),
         ],
     )

@@ -364,7 +364,8 @@ impl ScheduleActor {
                 let lag = (woke_at - nominal).num_microseconds().unwrap_or(0) as f64 / 1000.0;
                 act.last_fire_lag_ms = Some(lag);
                 act.deps.board.record_fire_lag(lag);
-                if m.conflicts > 0 {
+                let taken = m.conflicts > 0;
+                if taken {
                     tracing::warn!(
                         conflicts = m.conflicts,
                         "occurrence already materialised (another timer for this schedule)"
@@ -372,6 +373,11 @@ impl ScheduleActor {
                     act.deps.board.record_conflicts(m.conflicts);
                 }
                 act.materialised(m, ctx);
+                if taken {
+                    // Another node's actor (a hand-over) wrote runs this one has not seen;
+                    // they wait for a dispatch only this actor can give now.
+                    ctx.notify(Reload);
+                }
             }
             Err(e) => act.store_failed(e, ctx, |act, ctx| act.fire(ctx)),
         });
