@@ -33,7 +33,8 @@ const RECONNECT: Backoff = Backoff::doubling(Duration::from_millis(100), Duratio
 /// (it is only proven alive by a round trip every [`KEEPALIVE`]).
 const RESYNC_SLACK: chrono::Duration = chrono::Duration::seconds(10);
 
-/// The running listener thread; stops when dropped or [`Listener::stop`]ped.
+/// The running listener thread; stops when dropped or [`Listener::stop`]ped, or once the
+/// Supervisor is gone (its actor system ended).
 pub struct Listener {
     stop: Arc<AtomicBool>,
 }
@@ -63,11 +64,16 @@ impl Drop for Listener {
     }
 }
 
+/// Whether the thread should end: asked to, or nobody left to hand notifications to.
+fn finished(stop: &AtomicBool, supervisor: &Addr<Supervisor>) -> bool {
+    stop.load(Ordering::Relaxed) || !supervisor.connected()
+}
+
 /// Connects, listens, forwards; on any failure waits and starts again.
 fn listen(store: &Store, supervisor: &Addr<Supervisor>, stop: &AtomicBool) {
     let mut failures = 0u32;
     let mut last_good = Utc::now();
-    while !stop.load(Ordering::Relaxed) {
+    while !finished(stop, supervisor) {
         match store.dedicated_connection() {
             Ok(mut conn) => match conn.batch_execute(&format!("LISTEN {CHANNEL}")) {
                 Ok(()) => {
@@ -90,11 +96,14 @@ fn listen(store: &Store, supervisor: &Addr<Supervisor>, stop: &AtomicBool) {
             },
             Err(e) => tracing::debug!(error = %e, "notification listener cannot connect yet"),
         }
-        if stop.load(Ordering::Relaxed) {
+        if finished(stop, supervisor) {
             break;
         }
         failures = failures.saturating_add(1);
-        sleep_unless_stopped(RECONNECT.delay(failures), stop);
+        let until = Instant::now() + RECONNECT.delay(failures);
+        while Instant::now() < until && !finished(stop, supervisor) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -106,7 +115,7 @@ fn forward(
     last_good: &mut chrono::DateTime<Utc>,
 ) -> Option<String> {
     let mut checked = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    while !finished(stop, supervisor) {
         for n in conn.notifications_iter() {
             match n {
                 Ok(n) => supervisor.do_send(Notified { payload: n.payload }),
@@ -123,11 +132,4 @@ fn forward(
         std::thread::sleep(POLL_INTERVAL);
     }
     None
-}
-
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
-    let until = Instant::now() + d;
-    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
