@@ -31,6 +31,13 @@ pub enum CommandError {
     Store(StoreError),
 }
 
+/// A transaction around command work (`remote::apply_elsewhere`) fails with diesel's error.
+impl From<diesel::result::Error> for CommandError {
+    fn from(e: diesel::result::Error) -> Self {
+        CommandError::from(StoreError::from(e))
+    }
+}
+
 impl From<StoreError> for CommandError {
     fn from(e: StoreError) -> Self {
         match e {

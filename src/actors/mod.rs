@@ -228,9 +228,14 @@ impl Scheduler {
         &self.board
     }
 
-    /// This node's id, and the node TTL (a node whose heartbeat is older is dead).
-    pub fn node(&self) -> (&str, Duration) {
-        (&self.config.worker_id, self.config.node_ttl)
+    /// This node's id, its advertised HTTP address, and the node TTL (a node whose
+    /// heartbeat is older is dead).
+    pub fn node(&self) -> (&str, &str, Duration) {
+        (
+            &self.config.worker_id,
+            &self.config.advertise_addr,
+            self.config.node_ttl,
+        )
     }
 
     /// The configured executor pool size.

@@ -107,12 +107,6 @@ pub fn apply_elsewhere<C: ApplyElsewhere>(
     })
 }
 
-impl From<diesel::result::Error> for CommandError {
-    fn from(e: diesel::result::Error) -> Self {
-        CommandError::from(StoreError::from(e))
-    }
-}
-
 /// The occurrence a live owner's timer is armed for: the stored `next_run_at`, so a change
 /// racing a due timer gets the same on-time grace as on the owner.
 fn armed_for(conn: &mut PgConnection, id: &str) -> Result<Option<DateTime<Utc>>, CommandError> {

@@ -45,8 +45,8 @@ impl ClusterView {
 /// The cluster as stored, with this node's own count taken live from its actors; this
 /// node alone when the database does not answer.
 pub async fn cluster_view(state: &AppState, own_schedules: usize) -> ClusterView {
-    let (node_id, ttl) = state.scheduler.node();
-    let node_id = node_id.to_string();
+    let (node_id, http_addr, ttl) = state.scheduler.node();
+    let (node_id, http_addr) = (node_id.to_string(), http_addr.to_string());
     let ttl = ttl.as_secs_f64();
     let rows = state.store.run(move |conn| nodes::list(conn, ttl)).await;
     let own = i64::try_from(own_schedules).unwrap_or(i64::MAX);
@@ -59,7 +59,7 @@ pub async fn cluster_view(state: &AppState, own_schedules: usize) -> ClusterView
             tracing::warn!(error = %e, "cluster view without the database");
             vec![NodeView {
                 node_id: node_id.clone(),
-                http_addr: String::new(),
+                http_addr,
                 state: "alive",
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 heartbeat_at: format_instant(state.started_at),
