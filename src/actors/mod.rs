@@ -164,7 +164,9 @@ impl Scheduler {
         let pool = ExecutorPool::start_in_arbiter(&arbiter.handle(), move |_| {
             ExecutorPool::new(deps, workers)
         });
-        let materialiser = materialiser::Materialiser::new(store.clone()).start();
+        let materialiser =
+            materialiser::Materialiser::new(store.clone(), config.worker_id.as_str().into())
+                .start();
         let node = NodeInfo {
             id: config.worker_id.clone(),
             http_addr: config.advertise_addr.clone(),

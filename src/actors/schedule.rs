@@ -28,6 +28,7 @@ use crate::domain::backoff::Backoff;
 use crate::domain::ids::{self, ScheduleId};
 use crate::domain::validation::{body_of, merge_patch, ScheduleBody};
 use crate::domain::{Policy, RunStatus, Target};
+use crate::store::partitions::Lease;
 use crate::store::runs::{self, RunRow, ORIGIN_BACKFILL};
 use crate::store::schedules::{self, Materialised, ScheduleRecord};
 use crate::store::{self, Store, StoreError};
@@ -108,6 +109,9 @@ pub struct ScheduleActor {
     deps: ScheduleDeps,
     /// Read for it before it started (boot batches); taken by `started`.
     loaded: Option<Box<Loaded>>,
+    /// The partition lease it runs under: its fires are written only while this node
+    /// holds it at that epoch.
+    lease: Option<Lease>,
     record: Option<Cached>,
     timer: Option<SpawnHandle>,
     /// The occurrence this actor has been awaiting, live, since it computed it: only a
@@ -143,6 +147,7 @@ impl ScheduleActor {
             id,
             deps,
             loaded: None,
+            lease: None,
             record: None,
             timer: None,
             armed_for: None,
@@ -171,6 +176,12 @@ impl ScheduleActor {
     /// Starts from `loaded` instead of reading the schedule itself.
     pub fn with_loaded(mut self, loaded: Option<Loaded>) -> ScheduleActor {
         self.loaded = loaded.map(Box::new);
+        self
+    }
+
+    /// Runs under `lease` (fenced fires).
+    pub fn with_lease(mut self, lease: Option<Lease>) -> ScheduleActor {
+        self.lease = lease;
         self
     }
 
@@ -247,6 +258,15 @@ impl ScheduleActor {
                     });
                 }
                 self.deleted = true;
+                ctx.stop();
+            }
+            StoreError::Fenced { partition, epoch } => {
+                tracing::info!(
+                    partition,
+                    epoch,
+                    "partition taken over by another node; stopping"
+                );
+                self.handed_over = true;
                 ctx.stop();
             }
             StoreError::Unavailable(cause) => {
@@ -351,6 +371,7 @@ impl ScheduleActor {
             id,
             now,
             armed_for: self.armed_for,
+            lease: self.lease,
         });
         let fut = async move {
             asked
@@ -640,10 +661,17 @@ impl Actor for ScheduleActor {
         }
     }
 
-    fn stopped(&mut self, _: &mut Self::Context) {
+    fn stopped(&mut self, ctx: &mut Self::Context) {
         if self.handed_over {
-            // The Supervisor already forgot it; a new actor here may have its id by now.
+            // Disowned (the Supervisor forgot it already) or fenced (it must forget it).
             self.deps.board.remove(&self.id);
+            self.deps.supervisor.do_send(ActorStopped {
+                id: self.id.clone(),
+                handed_over: Some(ctx.address()),
+                deleted: false,
+                restarts: self.restarts,
+                last_error: None,
+            });
             return;
         }
         if self.deleted {
@@ -653,6 +681,7 @@ impl Actor for ScheduleActor {
         }
         self.deps.supervisor.do_send(ActorStopped {
             id: self.id.clone(),
+            handed_over: None,
             deleted: self.deleted,
             restarts: self.restarts,
             last_error: self.last_error.clone(),

@@ -121,6 +121,7 @@ impl Supervisor {
         let restarts = self.restarts.get(&id).copied().unwrap_or(0);
         let addr = ScheduleActor::new(id.clone(), deps, restarts)
             .with_loaded(loaded)
+            .with_lease(self.cluster.lease_of(&id))
             .start();
         self.registry.insert(id, addr.clone());
         addr
@@ -409,6 +410,8 @@ impl Supervisor {
 #[rtype(result = "()")]
 pub struct ActorStopped {
     pub id: String,
+    /// Stopped because its partition lease moved on (fenced): not restarted.
+    pub handed_over: Option<Addr<ScheduleActor>>,
     pub deleted: bool,
     pub restarts: u32,
     pub last_error: Option<String>,
@@ -417,6 +420,15 @@ pub struct ActorStopped {
 impl Handler<ActorStopped> for Supervisor {
     type Result = ();
     fn handle(&mut self, msg: ActorStopped, ctx: &mut Self::Context) {
+        if let Some(addr) = msg.handed_over {
+            // Fenced: this node lost the partition; forget the actor unless a newer one
+            // has its place already, and learn the new ownership now.
+            if self.registry.get(&msg.id) == Some(&addr) {
+                self.registry.remove(&msg.id);
+                self.cluster_pass(ctx);
+            }
+            return;
+        }
         self.registry.remove(&msg.id);
         if msg.deleted {
             self.seen.remove(&msg.id);

@@ -72,6 +72,10 @@ pub enum StoreError {
     Migration(#[source] Cause),
     #[error("blocking task failed: {0}")]
     Task(#[source] Cause),
+    /// The write was for a partition lease this node no longer holds at that epoch: another
+    /// node owns the schedule now. Nothing was written.
+    #[error("partition {partition} is no longer held at epoch {epoch}")]
+    Fenced { partition: u32, epoch: i64 },
 }
 
 impl From<DieselError> for StoreError {

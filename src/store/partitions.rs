@@ -6,7 +6,7 @@
 //! Times are the database's clock. Knows nothing about actors: the Supervisor turns the
 //! partitions a pass returns into running actors.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use diesel::sql_types::{Array, BigInt, Double, Integer, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
@@ -25,13 +25,24 @@ pub const REBALANCE: &str = "rebalance";
 struct Held {
     #[diesel(sql_type = Integer)]
     partition: i32,
+    #[diesel(sql_type = BigInt)]
+    epoch: i64,
+}
+
+/// A partition lease as its holder knows it: the partition and the epoch it was taken at.
+/// Writes made for the holder's schedules name it, so a holder that lost the lease (the
+/// epoch moved on) cannot write for them any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Lease {
+    pub partition: u32,
+    pub epoch: i64,
 }
 
 /// What one pass ended with.
 #[derive(Debug, Clone, Default)]
 pub struct Pass {
-    /// The partitions this node holds now.
-    pub held: BTreeSet<u32>,
+    /// The partitions this node holds now, with the epoch of each.
+    pub held: BTreeMap<u32, i64>,
     /// Live nodes, this one included.
     pub live_nodes: i64,
     /// Partitions handed back (surplus over the fair share).
@@ -52,20 +63,17 @@ pub fn pass(
         nodes::heartbeat(conn, node, owned_schedules)?;
         let live = nodes::live_count(conn, ttl_seconds)?.max(1);
         let share = fair_share(usize::try_from(live).unwrap_or(1));
-        let mut held: Vec<i32> = diesel::sql_query(
+        let mut held: Vec<Held> = diesel::sql_query(
             "UPDATE partitions SET expires_at = now() + make_interval(secs => $2)
-             WHERE owner = $1 RETURNING partition",
+             WHERE owner = $1 RETURNING partition, epoch",
         )
         .bind::<Text, _>(&node.id)
         .bind::<Double, _>(ttl_seconds)
-        .load::<Held>(conn)?
-        .into_iter()
-        .map(|h| h.partition)
-        .collect();
-        held.sort_unstable();
+        .load::<Held>(conn)?;
+        held.sort_unstable_by_key(|h| h.partition);
         let mut released = 0;
         if held.len() > share {
-            let surplus: Vec<i32> = held.split_off(share);
+            let surplus: Vec<i32> = held.split_off(share).iter().map(|h| h.partition).collect();
             released = surplus.len();
             diesel::sql_query(
                 "UPDATE partitions SET owner = NULL, expires_at = '-infinity', epoch = epoch + 1
@@ -85,18 +93,18 @@ pub fn pass(
                      WHERE owner IS NULL OR expires_at < now()
                      ORDER BY partition
                      LIMIT $3 FOR UPDATE SKIP LOCKED)
-                 RETURNING partition",
+                 RETURNING partition, epoch",
             )
             .bind::<Text, _>(&node.id)
             .bind::<Double, _>(ttl_seconds)
             .bind::<BigInt, _>(wanted)
             .load(conn)?;
-            held.extend(taken.into_iter().map(|h| h.partition));
+            held.extend(taken);
         }
         Ok(Pass {
             held: held
                 .into_iter()
-                .filter_map(|p| u32::try_from(p).ok())
+                .filter_map(|h| Some((u32::try_from(h.partition).ok()?, h.epoch)))
                 .collect(),
             live_nodes: live,
             released,
@@ -149,4 +157,36 @@ pub fn schedules_with_new_runs(
         .select(r::schedule_id)
         .distinct()
         .load(conn)?)
+}
+
+/// Of `leases`, the ones `node_id` still holds at that epoch (not necessarily unexpired:
+/// an expired lease nobody took is still its holder's, and its next pass renews it).
+pub fn still_held(
+    conn: &mut PgConnection,
+    node_id: &str,
+    leases: &BTreeSet<Lease>,
+) -> Result<BTreeSet<Lease>, StoreError> {
+    if leases.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let wanted: Vec<i32> = leases
+        .iter()
+        .filter_map(|l| i32::try_from(l.partition).ok())
+        .collect();
+    let rows: Vec<Held> = diesel::sql_query(
+        "SELECT partition, epoch FROM partitions WHERE owner = $1 AND partition = ANY($2)",
+    )
+    .bind::<Text, _>(node_id)
+    .bind::<Array<Integer>, _>(&wanted)
+    .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|h| {
+            Some(Lease {
+                partition: u32::try_from(h.partition).ok()?,
+                epoch: h.epoch,
+            })
+        })
+        .filter(|l| leases.contains(l))
+        .collect())
 }

@@ -6,7 +6,7 @@
 //! It decides nothing about schedules themselves: actors apply commands; the store's pass
 //! decides who holds which partition.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -16,15 +16,16 @@ use super::Supervisor;
 use crate::actors::messages::{Disown, Reload};
 use crate::domain::partition::partition_of;
 use crate::store::nodes::NodeInfo;
-use crate::store::partitions::{self, REBALANCE};
+use crate::store::partitions::{self, Lease, REBALANCE};
 
 /// This node's place in the cluster, as of its last successful pass.
 pub struct Membership {
     pub node: NodeInfo,
     /// A node whose heartbeat is older than this is dead; partition leases last this long.
     pub ttl: Duration,
-    /// The partitions this node holds: it runs the actors of their schedules.
-    pub held: BTreeSet<u32>,
+    /// The partitions this node holds, with the epoch of each: it runs the actors of
+    /// their schedules, each fenced by its partition's lease.
+    pub held: BTreeMap<u32, i64>,
     /// A pass is being written.
     passing: bool,
     /// A pass was asked for while one was being written.
@@ -33,7 +34,7 @@ pub struct Membership {
 
 impl Membership {
     /// Starts with the partitions the first pass (at start-up) took.
-    pub fn new(node: NodeInfo, ttl: Duration, held: BTreeSet<u32>) -> Membership {
+    pub fn new(node: NodeInfo, ttl: Duration, held: BTreeMap<u32, i64>) -> Membership {
         Membership {
             node,
             ttl,
@@ -45,7 +46,15 @@ impl Membership {
 
     /// Whether schedule `id`'s timer belongs on this node.
     pub fn owns(&self, id: &str) -> bool {
-        self.held.contains(&partition_of(id))
+        self.held.contains_key(&partition_of(id))
+    }
+
+    /// The lease schedule `id`'s actor runs under, when this node holds it.
+    pub fn lease_of(&self, id: &str) -> Option<Lease> {
+        let partition = partition_of(id);
+        self.held
+            .get(&partition)
+            .map(|&epoch| Lease { partition, epoch })
     }
 }
 
@@ -90,13 +99,23 @@ impl Supervisor {
     }
 
     /// Moves to holding `held`: stops the actors of partitions lost (another node took
-    /// them, or they were handed back) and starts those of partitions gained.
-    pub(super) fn take_ownership(&mut self, held: BTreeSet<u32>, ctx: &mut Context<Self>) {
+    /// them, or they were handed back) and starts those of partitions gained. A partition
+    /// held again at a new epoch (lost and taken back between two passes) is both.
+    pub(super) fn take_ownership(&mut self, held: BTreeMap<u32, i64>, ctx: &mut Context<Self>) {
         if self.shutting_down {
             return;
         }
-        let lost: BTreeSet<u32> = self.cluster.held.difference(&held).copied().collect();
-        let gained: BTreeSet<u32> = held.difference(&self.cluster.held).copied().collect();
+        let old = &self.cluster.held;
+        let lost: BTreeSet<u32> = old
+            .iter()
+            .filter(|(p, e)| held.get(p) != Some(e))
+            .map(|(p, _)| *p)
+            .collect();
+        let gained: BTreeSet<u32> = held
+            .iter()
+            .filter(|(p, e)| old.get(p) != Some(e))
+            .map(|(p, _)| *p)
+            .collect();
         if lost.is_empty() && gained.is_empty() {
             return;
         }
@@ -143,7 +162,7 @@ impl Supervisor {
                 for id in ids {
                     let p = partition_of(&id);
                     if gained.contains(&p)
-                        && act.cluster.held.contains(&p)
+                        && act.cluster.held.contains_key(&p)
                         && !act.registry.contains_key(&id)
                     {
                         act.unstarted.insert(id);
