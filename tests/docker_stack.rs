@@ -541,20 +541,27 @@ fn three_replicas_do_each_occurrence_once(stack: &Stack, readme: &[String]) -> S
     poll("runs on three replicas", Duration::from_secs(60), || {
         (runs(&addrs[0], &id).len() >= 5).then_some(())
     });
-    // One replica owns it: the actors of the replicas that answer add up to the one
-    // schedule (a stopped replica answers nothing and counts 0).
-    let owned = |addrs: &[String]| -> i64 {
-        addrs
+    // Each schedule is owned by one replica: the actors of the replicas that answer add
+    // up to the schedules stored (earlier steps left some; a stopped replica answers
+    // nothing and counts 0).
+    let shared = |addrs: &[String]| -> bool {
+        let statuses: Vec<Value> = addrs
             .iter()
             .filter_map(|a| http().get(format!("http://{a}/v1/status")).send().ok())
             .filter_map(|r| r.json::<Value>().ok())
+            .collect();
+        let actors: i64 = statuses
+            .iter()
             .map(|s| s["actors"]["total"].as_i64().unwrap_or(0))
-            .sum()
+            .sum();
+        statuses
+            .first()
+            .is_some_and(|s| s["schedules"]["total"].as_i64() == Some(actors))
     };
     poll(
-        "one replica runs the timer",
+        "each schedule on one replica",
         Duration::from_secs(30),
-        || (owned(&addrs) == 1).then_some(()),
+        || shared(&addrs).then_some(()),
     );
     let replicas = stack.containers("wakeplane");
     assert_eq!(replicas.len(), 3, "replicas: {replicas:?}");
@@ -571,9 +578,9 @@ fn three_replicas_do_each_occurrence_once(stack: &Stack, readme: &[String]) -> S
         || (runs(&addrs[0], &id).len() >= before + 5).then_some(()),
     );
     poll(
-        "one of the two left runs the timer",
+        "each schedule on one of the two replicas left",
         Duration::from_secs(30),
-        || (owned(&addrs) == 1).then_some(()),
+        || shared(&addrs).then_some(()),
     );
     let (status, body) = post(&addrs[0], &format!("/v1/schedules/{id}/pause"), &json!({}));
     assert_eq!(status, 200, "pause: {body}");
