@@ -1,7 +1,8 @@
-//! `cluster`: three `wakeplane` children on one database. Measures how long a command sent
-//! to a node that does not own the schedule takes to reach the owner's actor (pause and
-//! resume, seen in the owner's `actor.state`), how long the survivors take to own every
-//! schedule after one node is SIGKILLed, and each node's RSS.
+//! `cluster`: `wakeplane` children (three by default) on one database. Measures how long a
+//! command sent to a node that does not own the schedule takes to reach the owner's actor
+//! (pause and resume, seen in the owner's `actor.state`), each node's RSS and, with
+//! `--fire-for`, its timers' fire lag, and how long the survivors take to own every
+//! schedule after one node is SIGKILLed.
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,18 @@ pub struct ClusterArgs {
     /// The nodes' WAKEPLANE_NODE_TTL_SECONDS.
     #[arg(long, default_value_t = 10)]
     pub node_ttl: u64,
+    /// How many nodes (1–5); commands and the hand-over need at least two.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nodes: u8,
+    /// The schedules' interval (3600: idle; e.g. 10 to measure fire lag).
+    #[arg(long, default_value_t = 3600)]
+    pub every_seconds: u64,
+    /// Let the timers fire this many seconds, then print each node's fire lag.
+    #[arg(long, default_value_t = 0)]
+    pub fire_for: u64,
 }
+
+const WORKERS: [&str; 5] = ["wrk_a", "wrk_b", "wrk_c", "wrk_d", "wrk_e"];
 
 /// How often the owner's view is read while waiting for a command to arrive.
 const WATCH_EVERY: Duration = Duration::from_micros(500);
@@ -34,7 +46,7 @@ pub async fn run(args: &ClusterArgs, db: &Database, tuning: ServerTuning) -> Res
     let ttl = args.node_ttl.to_string();
     let env = [("WAKEPLANE_NODE_TTL_SECONDS", ttl.as_str())];
     let mut nodes = Vec::new();
-    for worker in ["wrk_a", "wrk_b", "wrk_c"] {
+    for worker in &WORKERS[..usize::from(args.nodes)] {
         progress(format_args!("starting {worker} (log: {})", log.display()));
         nodes.push(ChildServer::start_node(&bin, &db.url, tuning, &log, worker, &env).await?);
     }
@@ -43,17 +55,62 @@ pub async fn run(args: &ClusterArgs, db: &Database, tuning: ServerTuning) -> Res
         .map(|n| Api::new(&n.base))
         .collect::<Result<_>>()?;
     let n = args.schedules;
+    let every = args.every_seconds;
     progress(format_args!("creating {n} schedules"));
     let (ids, _) = apis[0]
         .create_schedules(n, 16, |i| {
             json!({"name": format!("cluster-{i}"), "timezone": "UTC",
-                   "schedule": {"kind": "interval", "every_seconds": 3600},
+                   "schedule": {"kind": "interval", "every_seconds": every},
                    "target": {"kind": "workflow", "workflow_id": "builtin.noop"}})
         })
         .await?;
     let shares = wait_for_total(&apis, n, Duration::from_secs(120)).await?;
     progress(format_args!("shares {shares:?}"));
 
+    if args.fire_for > 0 {
+        progress(format_args!(
+            "letting the timers fire for {} s",
+            args.fire_for
+        ));
+        tokio::time::sleep(Duration::from_secs(args.fire_for)).await;
+        let mut rows = Vec::new();
+        for (i, api) in apis.iter().enumerate() {
+            let (_, s) = api.get("/v1/status").await?;
+            let lag = &s["actors"]["fire_lag_ms"];
+            let cell = |k: &str| lag[k].as_f64().map_or("-".into(), report::ms);
+            rows.push(vec![
+                WORKERS[i].to_string(),
+                shares[i].to_string(),
+                cell("p50"),
+                cell("p99"),
+                cell("max"),
+            ]);
+        }
+        report::table(
+            &format!(
+                "Fire lag per node (last 4,096 fires; {n} schedules every {every} s, {} node(s))",
+                args.nodes
+            ),
+            &["node", "actors", "p50 ms", "p99 ms", "max ms"],
+            &rows,
+        );
+    }
+    if apis.len() < 2 {
+        let sample = proc_sample(nodes[0].pid)?;
+        report::table(
+            "Per node",
+            &["node", "actors", "RSS"],
+            &[vec![
+                WORKERS[0].into(),
+                shares[0].to_string(),
+                report::bytes(sample.rss_bytes),
+            ]],
+        );
+        for mut node in nodes {
+            node.stop();
+        }
+        return Ok(());
+    }
     // Commands to a non-owner: time from sending until the owner's actor shows the effect,
     // and from the answer until then.
     let mut sent_to_effect = Vec::new();
@@ -95,8 +152,8 @@ pub async fn run(args: &ClusterArgs, db: &Database, tuning: ServerTuning) -> Res
     }
     report::table(
         &format!(
-            "Commands sent to a non-owner ({} pause/resume, 3 nodes, {n} schedules)",
-            args.commands
+            "Commands sent to a non-owner ({} pause/resume, {} nodes, {n} schedules)",
+            args.commands, args.nodes
         ),
         &["ms", "count", "p50", "p99", "max"],
         &[
@@ -110,7 +167,7 @@ pub async fn run(args: &ClusterArgs, db: &Database, tuning: ServerTuning) -> Res
     for (i, node) in nodes.iter().enumerate() {
         let sample = proc_sample(node.pid)?;
         rss_rows.push(vec![
-            ["wrk_a", "wrk_b", "wrk_c"][i].to_string(),
+            WORKERS[i].to_string(),
             shares[i].to_string(),
             report::bytes(sample.rss_bytes),
         ]);
