@@ -24,6 +24,11 @@ pub struct Config {
     pub workers: usize,
     pub db_pool_size: u32,
     pub lease_ttl: Duration,
+    /// A node whose heartbeat is older is dead; its schedules move (`WAKEPLANE_NODE_TTL_SECONDS`).
+    pub node_ttl: Duration,
+    /// The address other nodes and the console show for this node
+    /// (`WAKEPLANE_ADVERTISE_ADDR`); `None`: the address it listens on.
+    pub advertise_addr: Option<String>,
     pub shutdown_timeout: Duration,
     pub api_tokens: Option<String>,
     pub log_format: LogFormat,
@@ -101,6 +106,8 @@ impl Config {
             workers: number("WAKEPLANE_WORKERS", 16, 1, 1024)? as usize,
             db_pool_size: number("WAKEPLANE_DB_POOL_SIZE", 10, 1, 1000)? as u32,
             lease_ttl: Duration::from_secs(number("WAKEPLANE_LEASE_TTL_SECONDS", 30, 2, 86_400)?),
+            node_ttl: Duration::from_secs(number("WAKEPLANE_NODE_TTL_SECONDS", 10, 2, 3600)?),
+            advertise_addr: nonempty("WAKEPLANE_ADVERTISE_ADDR"),
             shutdown_timeout: Duration::from_secs(number(
                 "WAKEPLANE_SHUTDOWN_TIMEOUT_SECONDS",
                 30,
@@ -145,12 +152,17 @@ fn secret(
     }
 }
 
-/// `wrk_<host>` from the kernel's host name.
-fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// The kernel's host name (empty when unknown).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// `wrk_<host>` from the kernel's host name.
+fn default_worker_id() -> String {
+    let host = host_name();
     let host: String = host
         .chars()
         .map(|c| {
@@ -190,6 +202,8 @@ mod tests {
         assert_eq!(c.db_pool_size, 10);
         assert_eq!(c.lease_ttl, Duration::from_secs(30));
         assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(c.node_ttl, Duration::from_secs(10));
+        assert_eq!(c.advertise_addr, None);
         assert!(c.worker_id.starts_with("wrk_"));
     }
 
@@ -236,6 +250,8 @@ mod tests {
         let e = cfg(&[("WAKEPLANE_WORKERS", "lots")]).unwrap_err();
         assert_eq!(e.var, "WAKEPLANE_WORKERS");
         assert!(cfg(&[("WAKEPLANE_LEASE_TTL_SECONDS", "1")]).is_err());
+        let e = cfg(&[("WAKEPLANE_NODE_TTL_SECONDS", "1")]).unwrap_err();
+        assert_eq!(e.var, "WAKEPLANE_NODE_TTL_SECONDS");
         assert!(cfg(&[("DATABASE_URL", "  ")])
             .unwrap()
             .database_url

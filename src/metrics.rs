@@ -27,6 +27,10 @@ pub struct Metrics {
     pub schedule_actors: IntGaugeVec,
     pub schedule_actor_restarts_total: IntCounter,
     pub schedule_fire_lag_seconds: Histogram,
+    pub cluster_nodes: IntGaugeVec,
+    pub owned_schedules: IntGauge,
+    pub ownership_handovers_total: IntCounter,
+    pub materialise_conflicts_total: IntCounter,
 }
 
 impl Metrics {
@@ -77,6 +81,27 @@ impl Metrics {
             ]),
         )
         .unwrap_or_else(|e| panic!("metric schedule_fire_lag_seconds: {e}"));
+        let cluster_nodes = IntGaugeVec::new(
+            Opts::new(
+                "cluster_nodes",
+                "Nodes known to the cluster, by state (alive, dead).",
+            ),
+            &["state"],
+        )
+        .unwrap_or_else(|e| panic!("metric cluster_nodes: {e}"));
+        for state in ["alive", "dead"] {
+            cluster_nodes.with_label_values(&[state]);
+        }
+        let ownership_handovers_total = IntCounter::new(
+            "ownership_handovers_total",
+            "Partitions this node took over or gave up.",
+        )
+        .unwrap_or_else(|e| panic!("metric ownership_handovers_total: {e}"));
+        let materialise_conflicts_total = IntCounter::new(
+            "materialise_conflicts_total",
+            "Timer wake-ups whose occurrence was already materialised (a doubled timer).",
+        )
+        .unwrap_or_else(|e| panic!("metric materialise_conflicts_total: {e}"));
         // Every executor's series exist from the start, so a fresh server's scrape already
         // carries each family (a vector with no series prints no HELP/TYPE at all).
         for executor in ["http", "shell", "workflow"] {
@@ -91,6 +116,9 @@ impl Metrics {
             Box::new(schedule_actors.clone()),
             Box::new(schedule_actor_restarts_total.clone()),
             Box::new(schedule_fire_lag_seconds.clone()),
+            Box::new(cluster_nodes.clone()),
+            Box::new(ownership_handovers_total.clone()),
+            Box::new(materialise_conflicts_total.clone()),
         ] {
             registry
                 .register(c)
@@ -133,6 +161,14 @@ impl Metrics {
             schedule_actors,
             schedule_actor_restarts_total,
             schedule_fire_lag_seconds,
+            owned_schedules: gauge(
+                &registry,
+                "owned_schedules",
+                "Schedules whose timers this node runs (the actors it holds).",
+            ),
+            cluster_nodes,
+            ownership_handovers_total,
+            materialise_conflicts_total,
             registry,
         }
     }

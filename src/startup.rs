@@ -105,11 +105,21 @@ impl Application {
             http_targets = %targets.net.describe(),
             "target policy"
         );
+        // Bound first: the address the cluster is told is the one really listened on.
+        let listener = TcpListener::bind(&config.http_addr)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_addr))?;
+        let local = listener.local_addr()?;
+        let port = local.port();
         let scheduler = Scheduler::start(
             SchedulerConfig {
                 worker_id: config.worker_id.clone(),
                 workers: config.workers,
                 lease_ttl: config.lease_ttl,
+                node_ttl: config.node_ttl,
+                advertise_addr: config
+                    .advertise_addr
+                    .clone()
+                    .unwrap_or_else(|| advertised(local)),
                 targets: targets.clone(),
             },
             store.clone(),
@@ -117,10 +127,6 @@ impl Application {
             Metrics::new(),
         )
         .await?;
-        let listener = TcpListener::bind(&config.http_addr)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_addr))?;
-        let local = listener.local_addr()?;
-        let port = local.port();
         if tokens.is_none() && !local.ip().is_loopback() {
             tracing::warn!(addr = %local, "the API is open (no WAKEPLANE_API_TOKENS) on a non-loopback address");
         }
@@ -189,6 +195,17 @@ impl Application {
             handle.stop(true).await;
         });
         self.server.await
+    }
+}
+
+/// What a node shows of `local` when no `WAKEPLANE_ADVERTISE_ADDR` is set: the address
+/// itself, or `<host name>:<port>` when it listens on every interface (`0.0.0.0`, `::`).
+fn advertised(local: std::net::SocketAddr) -> String {
+    let host = crate::config::host_name();
+    if local.ip().is_unspecified() && !host.is_empty() {
+        format!("{host}:{}", local.port())
+    } else {
+        local.to_string()
     }
 }
 

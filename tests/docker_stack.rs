@@ -508,8 +508,8 @@ fn image_quality() {
 }
 
 /// Three replicas, all healthy; an every-2-seconds schedule runs each occurrence exactly
-/// once, also across a replica being stopped. (Sharing the schedules between the nodes
-/// awaits issue 9: today every node arms every timer and the database keeps it once.)
+/// once, also across a replica being stopped; exactly one replica runs its timer (the
+/// replicas share the schedules), and another takes it over when that one stops.
 fn three_replicas_do_each_occurrence_once(stack: &Stack, readme: &[String]) -> String {
     sh(&rewrite(
         readme_line(readme, "--scale wakeplane=3"),
@@ -541,6 +541,28 @@ fn three_replicas_do_each_occurrence_once(stack: &Stack, readme: &[String]) -> S
     poll("runs on three replicas", Duration::from_secs(60), || {
         (runs(&addrs[0], &id).len() >= 5).then_some(())
     });
+    // Each schedule is owned by one replica: the actors of the replicas that answer add
+    // up to the schedules stored (earlier steps left some; a stopped replica answers
+    // nothing and counts 0).
+    let shared = |addrs: &[String]| -> bool {
+        let statuses: Vec<Value> = addrs
+            .iter()
+            .filter_map(|a| http().get(format!("http://{a}/v1/status")).send().ok())
+            .filter_map(|r| r.json::<Value>().ok())
+            .collect();
+        let actors: i64 = statuses
+            .iter()
+            .map(|s| s["actors"]["total"].as_i64().unwrap_or(0))
+            .sum();
+        statuses
+            .first()
+            .is_some_and(|s| s["schedules"]["total"].as_i64() == Some(actors))
+    };
+    poll(
+        "each schedule on one replica",
+        Duration::from_secs(30),
+        || shared(&addrs).then_some(()),
+    );
     let replicas = stack.containers("wakeplane");
     assert_eq!(replicas.len(), 3, "replicas: {replicas:?}");
     let stopped = &replicas[2];
@@ -554,6 +576,11 @@ fn three_replicas_do_each_occurrence_once(stack: &Stack, readme: &[String]) -> S
         "runs go on without the stopped replica",
         Duration::from_secs(60),
         || (runs(&addrs[0], &id).len() >= before + 5).then_some(()),
+    );
+    poll(
+        "each schedule on one of the two replicas left",
+        Duration::from_secs(30),
+        || shared(&addrs).then_some(()),
     );
     let (status, body) = post(&addrs[0], &format!("/v1/schedules/{id}/pause"), &json!({}));
     assert_eq!(status, 200, "pause: {body}");

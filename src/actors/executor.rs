@@ -26,6 +26,7 @@ use crate::domain::ids::RunId;
 use crate::domain::RunStatus;
 use crate::executors::{Executors, Outcome, OutcomeStatus, RunIdentity};
 use crate::store::leases::{self, Claim, ClaimRequest, Completion, Finished};
+use crate::store::partitions;
 use crate::store::runs::{ReceiptRow, RunRow};
 use crate::store::{self, Store, StoreError};
 
@@ -197,6 +198,16 @@ impl ExecutorPool {
                 error: err.to_string(),
             },
         };
+        if matches!(end, RunEnd::Finished { retry: Some(_), .. }) && !e.report_to.connected() {
+            // The schedule moved to another node while this run executed: tell its owner
+            // about the retry (nobody else would until a reload).
+            let (store, id) = (self.deps.store.clone(), e.schedule_id.clone());
+            actix::spawn(async move {
+                if let Err(err) = store.run(move |c| partitions::notify(c, &id)).await {
+                    tracing::warn!(error = %err, "could not announce a retry to the schedule's owner");
+                }
+            });
+        }
         e.report_to.do_send(RunEnded {
             run_id: e.run_id,
             end,
@@ -315,6 +326,7 @@ struct Executed {
     span: tracing::Span,
     completion: Completion,
     report_to: Recipient<RunEnded>,
+    schedule_id: String,
 }
 
 impl Handler<Executed> for ExecutorPool {
@@ -442,6 +454,7 @@ impl Handler<RunClaimed> for RunExecutor {
             })
         };
         let report_to = job.report_to.clone();
+        let schedule_id = job.schedule_id.clone();
         let kind = job.target.kind().as_str();
         // Instrumented, never entered across an await: every executor shares one thread.
         let span = tracing::info_span!("run", run_id = %run.id, schedule_id = %run.schedule_id,
@@ -461,6 +474,7 @@ impl Handler<RunClaimed> for RunExecutor {
                         span,
                         completion,
                         report_to,
+                        schedule_id,
                     });
                 }),
         );

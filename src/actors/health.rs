@@ -235,6 +235,11 @@ impl HealthBoard {
         });
     }
 
+    /// Counts wake-ups' occurrences found already materialised (a doubled timer).
+    pub fn record_conflicts(&self, n: usize) {
+        self.metrics.materialise_conflicts_total.inc_by(n as u64);
+    }
+
     pub fn record_fire_lag(&self, lag_ms: f64) {
         self.metrics
             .schedule_fire_lag_seconds

@@ -31,6 +31,13 @@ pub enum CommandError {
     Store(StoreError),
 }
 
+/// A transaction around command work (`remote::apply_elsewhere`) fails with diesel's error.
+impl From<diesel::result::Error> for CommandError {
+    fn from(e: diesel::result::Error) -> Self {
+        CommandError::from(StoreError::from(e))
+    }
+}
+
 impl From<StoreError> for CommandError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -203,6 +210,12 @@ impl<C: ScheduleCommand> Message for Route<C> {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Reload;
+
+/// Supervisor → ScheduleActor: the schedule's partition moved to another node; stop the
+/// timers and stop, without a restart (runs in flight carry on; the new owner adopts them).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Disown;
 
 /// Shutdown coordinator → Supervisor: stop firing timers (runs in flight carry on).
 #[derive(Message, Debug, Clone)]

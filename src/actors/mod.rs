@@ -10,6 +10,12 @@
 //! - `Materialiser` (one, system arbiter): writes the occurrences the timers found due,
 //!   many schedules per transaction.
 //! - `LeaseReaper` (one, system arbiter): recovers expired leases every second.
+//! - `Listener` (one OS thread, not an actor): LISTENs on `wakeplane_commands` and hands
+//!   notifications (a schedule changed through another node, partitions handed back) to
+//!   the Supervisor.
+//!
+//! Nodes share the schedules by partition (`supervisor::ownership`): each node runs only
+//! the actors of the partitions it holds; executor pools claim any node's runs.
 //!
 //! No actor runs a blocking diesel call on its thread: every query goes through
 //! `Store::run` on the blocking pool. The database is the truth; any actor can be rebuilt
@@ -17,9 +23,11 @@
 
 pub mod executor;
 pub mod health;
+pub mod listener;
 pub mod materialiser;
 pub mod messages;
 pub mod reaper;
+pub mod remote;
 pub mod schedule;
 pub mod supervisor;
 
@@ -33,8 +41,10 @@ use crate::metrics::Metrics;
 use health::HealthBoard;
 
 use crate::executors::{Executors, WorkflowRegistry};
-use crate::store::{self, leases, Store};
+use crate::store::nodes::NodeInfo;
+use crate::store::{self, leases, partitions, Store};
 use executor::{ExecutorDeps, ExecutorPool};
+use listener::Listener;
 use messages::{Drain, StopFiring};
 use reaper::LeaseReaper;
 use supervisor::Supervisor;
@@ -45,6 +55,10 @@ pub struct SchedulerConfig {
     pub worker_id: String,
     pub workers: usize,
     pub lease_ttl: Duration,
+    /// A node whose heartbeat is older is dead and its partitions move.
+    pub node_ttl: Duration,
+    /// The HTTP address other nodes and the console show for this node.
+    pub advertise_addr: String,
     /// What the executors let targets do (resolved at start-up).
     pub targets: crate::security::TargetPolicy,
 }
@@ -58,6 +72,7 @@ pub struct Scheduler {
     reaper: Addr<LeaseReaper>,
     board: Arc<HealthBoard>,
     config: SchedulerConfig,
+    listener: Arc<Listener>,
     /// The connection holding this process's worker-id lock; kept open, never used.
     _worker_lock: Arc<std::sync::Mutex<Option<diesel::PgConnection>>>,
 }
@@ -149,9 +164,45 @@ impl Scheduler {
         let pool = ExecutorPool::start_in_arbiter(&arbiter.handle(), move |_| {
             ExecutorPool::new(deps, workers)
         });
-        let materialiser = materialiser::Materialiser::new(store.clone()).start();
-        let supervisor =
-            Supervisor::new(store.clone(), pool.clone(), materialiser, board.clone()).start();
+        let materialiser =
+            materialiser::Materialiser::new(store.clone(), config.worker_id.as_str().into())
+                .start();
+        let node = NodeInfo {
+            id: config.worker_id.clone(),
+            http_addr: config.advertise_addr.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: store::now(),
+        };
+        // The first heartbeat and partitions before any actor starts, so a lone node runs
+        // every schedule from its first moment; without a database, housekeeping retries.
+        let (first, ttl) = (node.clone(), config.node_ttl.as_secs_f64());
+        let held = match store
+            .run(move |conn| partitions::pass(conn, &first, 0, ttl))
+            .await
+        {
+            Ok(pass) => {
+                tracing::info!(
+                    partitions = pass.held.len(),
+                    live_nodes = pass.live_nodes,
+                    "joined the cluster"
+                );
+                pass.held
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not join the cluster yet; housekeeping retries");
+                Default::default()
+            }
+        };
+        let membership = supervisor::ownership::Membership::new(node, config.node_ttl, held);
+        let supervisor = Supervisor::new(
+            store.clone(),
+            pool.clone(),
+            materialiser,
+            board.clone(),
+            membership,
+        )
+        .start();
+        let listener = Arc::new(Listener::start(store.clone(), supervisor.clone()));
         let reaper = LeaseReaper {
             store,
             supervisor: supervisor.clone(),
@@ -163,6 +214,7 @@ impl Scheduler {
             reaper,
             board,
             config,
+            listener,
             _worker_lock: Arc::new(std::sync::Mutex::new(worker_lock)),
         })
     }
@@ -178,6 +230,16 @@ impl Scheduler {
         &self.board
     }
 
+    /// This node's id, its advertised HTTP address, and the node TTL (a node whose
+    /// heartbeat is older is dead).
+    pub fn node(&self) -> (&str, &str, Duration) {
+        (
+            &self.config.worker_id,
+            &self.config.advertise_addr,
+            self.config.node_ttl,
+        )
+    }
+
     /// The configured executor pool size.
     pub fn workers(&self) -> usize {
         self.config.workers
@@ -190,6 +252,7 @@ impl Scheduler {
         let _ = self.supervisor.send(StopFiring).await;
         let _ = self.pool.send(Drain { timeout: drain }).await;
         let _ = self.reaper.send(StopReaper).await;
+        self.listener.stop();
         tracing::info!("scheduler stopped");
     }
 }

@@ -47,7 +47,7 @@ impl Actor for LeaseReaper {
     }
 }
 
-/// → Supervisor: tell one schedule's actor (if it runs here) to reload.
+/// → Supervisor: tell one schedule's actor to reload (here, or through its owner).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ReloadSchedule {
@@ -56,9 +56,11 @@ pub struct ReloadSchedule {
 
 impl Handler<ReloadSchedule> for Supervisor {
     type Result = ();
-    fn handle(&mut self, msg: ReloadSchedule, _: &mut Self::Context) {
-        if let Some(addr) = self.actor(&msg.id) {
-            addr.do_send(Reload);
+    fn handle(&mut self, msg: ReloadSchedule, ctx: &mut Self::Context) {
+        match self.actor(&msg.id) {
+            Some(addr) => addr.do_send(Reload),
+            // Runs here, schedule owned elsewhere: its owner must hear about the retry.
+            None => self.notify_owner(msg.id, ctx),
         }
     }
 }

@@ -17,19 +17,19 @@ use super::executor::ExecutorPool;
 use super::health::HealthBoard;
 use super::materialiser::{MaterialiseDue, Materialiser};
 use super::messages::{
-    BackfillWindow, Backfilled, CancelRun, CommandError, Delete, Execute, Patch, Pause, Reload,
-    Replace, Resume, RunEnd, RunEnded, ScheduleCommand, StopFiring, Trigger,
+    BackfillWindow, Backfilled, CancelRun, CommandError, Delete, Disown, Execute, Patch, Pause,
+    Reload, Replace, Resume, RunEnd, RunEnded, ScheduleCommand, StopFiring, Trigger,
 };
+use super::remote;
 use super::supervisor::{ActorStopped, Supervisor};
 use super::InSpan;
 use crate::domain::backfill::{self, Backfill};
 use crate::domain::backoff::Backoff;
 use crate::domain::ids::{self, ScheduleId};
-use crate::domain::validation::{
-    body_of, merge_patch, parse_schedule, ScheduleBody, ValidationContext,
-};
+use crate::domain::validation::{body_of, merge_patch, ScheduleBody};
 use crate::domain::{Policy, RunStatus, Target};
-use crate::store::runs::{self, RunRow, ORIGIN_BACKFILL, ORIGIN_MANUAL};
+use crate::store::partitions::Lease;
+use crate::store::runs::{self, RunRow, ORIGIN_BACKFILL};
 use crate::store::schedules::{self, Materialised, ScheduleRecord};
 use crate::store::{self, Store, StoreError};
 
@@ -109,6 +109,9 @@ pub struct ScheduleActor {
     deps: ScheduleDeps,
     /// Read for it before it started (boot batches); taken by `started`.
     loaded: Option<Box<Loaded>>,
+    /// The partition lease it runs under: its fires are written only while this node
+    /// holds it at that epoch.
+    lease: Option<Lease>,
     record: Option<Cached>,
     timer: Option<SpawnHandle>,
     /// The occurrence this actor has been awaiting, live, since it computed it: only a
@@ -128,6 +131,8 @@ pub struct ScheduleActor {
     capacity_retry: Option<SpawnHandle>,
     firing_allowed: bool,
     deleted: bool,
+    /// Its partition moved to another node: stopped for good here.
+    handed_over: bool,
     db_failures: u32,
     state: ActorState,
     restarts: u32,
@@ -142,6 +147,7 @@ impl ScheduleActor {
             id,
             deps,
             loaded: None,
+            lease: None,
             record: None,
             timer: None,
             armed_for: None,
@@ -153,6 +159,7 @@ impl ScheduleActor {
             capacity_retry: None,
             firing_allowed: true,
             deleted: false,
+            handed_over: false,
             db_failures: 0,
             state: if restarts > 0 {
                 ActorState::Restarting
@@ -169,6 +176,12 @@ impl ScheduleActor {
     /// Starts from `loaded` instead of reading the schedule itself.
     pub fn with_loaded(mut self, loaded: Option<Loaded>) -> ScheduleActor {
         self.loaded = loaded.map(Box::new);
+        self
+    }
+
+    /// Runs under `lease` (fenced fires).
+    pub fn with_lease(mut self, lease: Option<Lease>) -> ScheduleActor {
+        self.lease = lease;
         self
     }
 
@@ -238,7 +251,22 @@ impl ScheduleActor {
     ) {
         match e {
             StoreError::NotFound => {
+                // Deleted (possibly through another node): what runs here stops too.
+                for run_id in &self.active {
+                    self.deps.pool.do_send(CancelRun {
+                        run_id: run_id.clone(),
+                    });
+                }
                 self.deleted = true;
+                ctx.stop();
+            }
+            StoreError::Fenced { partition, epoch } => {
+                tracing::info!(
+                    partition,
+                    epoch,
+                    "partition taken over by another node; stopping"
+                );
+                self.handed_over = true;
                 ctx.stop();
             }
             StoreError::Unavailable(cause) => {
@@ -343,6 +371,7 @@ impl ScheduleActor {
             id,
             now,
             armed_for: self.armed_for,
+            lease: self.lease,
         });
         let fut = async move {
             asked
@@ -356,7 +385,20 @@ impl ScheduleActor {
                 let lag = (woke_at - nominal).num_microseconds().unwrap_or(0) as f64 / 1000.0;
                 act.last_fire_lag_ms = Some(lag);
                 act.deps.board.record_fire_lag(lag);
+                let taken = m.conflicts > 0;
+                if taken {
+                    tracing::warn!(
+                        conflicts = m.conflicts,
+                        "occurrence already materialised (another timer for this schedule)"
+                    );
+                    act.deps.board.record_conflicts(m.conflicts);
+                }
                 act.materialised(m, ctx);
+                if taken {
+                    // Another node's actor (a hand-over) wrote runs this one has not seen;
+                    // they wait for a dispatch only this actor can give now.
+                    ctx.notify(Reload);
+                }
             }
             Err(e) => act.store_failed(e, ctx, |act, ctx| act.fire(ctx)),
         });
@@ -487,23 +529,10 @@ impl ScheduleActor {
     /// Records a manual run and queues it for dispatch.
     fn trigger(&mut self, reason: String) -> ResponseActFuture<Self, Result<RunRow, CommandError>> {
         let id = self.id.clone();
-        let fut = self.deps.store.run(move |conn| {
-            let now = store::now();
-            let mut run = RunRow::new(
-                ScheduleId(&id),
-                String::new(),
-                now,
-                now,
-                RunStatus::Pending,
-                1,
-                now,
-            );
-            run.occurrence_key = ids::manual_occurrence_key(&run.id);
-            run.trigger_reason = Some(reason);
-            run.origin = ORIGIN_MANUAL.to_string();
-            runs::insert_if_absent(conn, &run)?;
-            Ok::<_, StoreError>(run)
-        });
+        let fut = self
+            .deps
+            .store
+            .run(move |conn| remote::insert_manual_run(conn, &id, reason));
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             let run = res?;
             tracing::info!(run_id = %run.id, "manual run triggered");
@@ -548,13 +577,7 @@ impl ScheduleActor {
         make_body: impl FnOnce(&ScheduleRecord) -> ScheduleBody + Send + 'static,
     ) -> ResponseActFuture<Self, Result<ScheduleRecord, CommandError>> {
         self.transition_with(move |current, now| {
-            let ctx = ValidationContext {
-                now,
-                default_anchor: current.created_at.trunc_subsecs(0),
-            };
-            let spec =
-                parse_schedule(&make_body(current), &ctx).map_err(CommandError::Validation)?;
-            Ok(current.replaced(spec, now, recount))
+            remote::updated(current, now, recount, &make_body(current))
         })
     }
 
@@ -603,17 +626,10 @@ impl ScheduleActor {
     ) -> ResponseActFuture<Self, Result<ScheduleRecord, CommandError>> {
         let id = self.id.clone();
         let armed_for = self.armed_for;
-        let fut = self.deps.store.run(move |conn| {
-            let now = store::now();
-            let before = schedules::materialise_due(conn, &id, now, armed_for)?;
-            let record = schedules::update_with(conn, &id, |current| f(current, now))?;
-            let materialised = match record.due_by(now) {
-                // The new definition's occurrences: no actor was armed for them.
-                Some(_) => Some(schedules::materialise_due(conn, &id, now, None)?),
-                None => None,
-            };
-            Ok::<_, CommandError>((before, record, materialised))
-        });
+        let fut = self
+            .deps
+            .store
+            .run(move |conn| remote::transition(conn, &id, armed_for, f));
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             let (before, record, materialised) = res?;
             act.enqueue(&before, ctx);
@@ -645,7 +661,19 @@ impl Actor for ScheduleActor {
         }
     }
 
-    fn stopped(&mut self, _: &mut Self::Context) {
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        if self.handed_over {
+            // Disowned (the Supervisor forgot it already) or fenced (it must forget it).
+            self.deps.board.remove(&self.id);
+            self.deps.supervisor.do_send(ActorStopped {
+                id: self.id.clone(),
+                handed_over: Some(ctx.address()),
+                deleted: false,
+                restarts: self.restarts,
+                last_error: None,
+            });
+            return;
+        }
         if self.deleted {
             self.deps.board.remove(&self.id);
         } else {
@@ -653,6 +681,7 @@ impl Actor for ScheduleActor {
         }
         self.deps.supervisor.do_send(ActorStopped {
             id: self.id.clone(),
+            handed_over: None,
             deleted: self.deleted,
             restarts: self.restarts,
             last_error: self.last_error.clone(),
@@ -774,6 +803,14 @@ impl Handler<Reload> for ScheduleActor {
     }
 }
 
+impl Handler<Disown> for ScheduleActor {
+    type Result = ();
+    fn handle(&mut self, _: Disown, ctx: &mut Self::Context) {
+        self.handed_over = true;
+        ctx.stop();
+    }
+}
+
 impl Handler<StopFiring> for ScheduleActor {
     type Result = ();
     fn handle(&mut self, _: StopFiring, ctx: &mut Self::Context) {
@@ -830,7 +867,7 @@ impl Handler<Inspect> for ScheduleActor {
 /// The store work of a backfill, in one transaction: the window's fire times by the
 /// schedule's own cadence and zone, inserted unless their key exists. Returns the created
 /// runs (oldest first) and how many already existed.
-fn backfill_runs(
+pub(crate) fn backfill_runs(
     conn: &mut diesel::PgConnection,
     id: &str,
     request: &Backfill,

@@ -1,10 +1,14 @@
 //! Provides the `Supervisor`: one per node. It owns the registry `schedule_id →
-//! Addr<ScheduleActor>`, starts an actor per schedule at boot (read in batches, one batch
-//! in flight, so 100,000 schedules never queue 100,000 reads), creates schedules, routes
-//! every other command to the right actor, restarts actors that die (counting restarts),
-//! and runs the housekeeping pass that picks up schedules changed by other nodes.
+//! Addr<ScheduleActor>` for the schedules this node owns (`ownership`: the partitions it
+//! holds), starts their actors (read in batches, one batch in flight, so 100,000 schedules
+//! never queue 100,000 reads), creates schedules, routes every other command to the right
+//! actor (or, for a schedule owned elsewhere, applies it through the store and notifies the
+//! owner), restarts actors that die (counting restarts), and runs housekeeping: the cluster
+//! heartbeat every second and a slow safety sweep for changes a notification missed.
 //!
 //! It never looks for due work: the actors' timers do that.
+
+pub mod ownership;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,17 +21,22 @@ use super::executor::ExecutorPool;
 use super::health::HealthBoard;
 use super::materialiser::Materialiser;
 use super::messages::{CommandError, Reload, Route, ScheduleCommand, StopFiring};
+use super::remote::{self, ApplyElsewhere};
 use super::schedule::{ActorSnapshot, Inspect, Loaded, ScheduleActor, ScheduleDeps};
 use super::InSpan;
 use crate::domain::backoff::Backoff;
 use crate::domain::ids;
 use crate::domain::validation::{parse_schedule, ScheduleBody, ValidationContext};
+use crate::store::partitions;
 use crate::store::runs::{self, RunRow};
 use crate::store::schedules::{self, ScheduleRecord};
 use crate::store::{self, Store, StoreError};
 
-/// How often housekeeping runs.
+/// How often housekeeping runs (the cluster heartbeat and partition renewal).
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the safety sweep looks for schedules changed elsewhere through the
+/// `updated_at` index (changes normally arrive at once as notifications).
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// Restarting a failed actor: 200 ms per restart so far, at most 10 s.
 const RESTART_BACKOFF: Backoff =
     Backoff::linear(Duration::from_millis(200), Duration::from_secs(10));
@@ -56,6 +65,8 @@ pub struct Supervisor {
     starting: bool,
     shutting_down: bool,
     syncing: bool,
+    /// This node's partitions and heartbeat.
+    cluster: ownership::Membership,
 }
 
 impl Supervisor {
@@ -64,6 +75,7 @@ impl Supervisor {
         pool: Addr<ExecutorPool>,
         materialiser: Addr<Materialiser>,
         board: Arc<HealthBoard>,
+        cluster: ownership::Membership,
     ) -> Supervisor {
         Supervisor {
             store,
@@ -74,11 +86,14 @@ impl Supervisor {
             registry: HashMap::new(),
             seen: HashMap::new(),
             restarts: HashMap::new(),
-            watermark: None,
+            // The first partitions' schedules are all read when they are adopted; the
+            // sweep only looks for what changed after.
+            watermark: Some(Utc::now()),
             unstarted: BTreeSet::new(),
             starting: false,
             shutting_down: false,
             syncing: false,
+            cluster,
         }
     }
 
@@ -106,6 +121,7 @@ impl Supervisor {
         let restarts = self.restarts.get(&id).copied().unwrap_or(0);
         let addr = ScheduleActor::new(id.clone(), deps, restarts)
             .with_loaded(loaded)
+            .with_lease(self.cluster.lease_of(&id))
             .start();
         self.registry.insert(id, addr.clone());
         addr
@@ -137,7 +153,7 @@ impl Supervisor {
                     act.seen.insert(id.clone(), updated_at);
                     match act.registry.get(&id) {
                         Some(addr) => addr.do_send(Reload),
-                        None if !act.shutting_down => {
+                        None if !act.shutting_down && act.cluster.owns(&id) => {
                             act.unstarted.insert(id);
                         }
                         None => {}
@@ -212,20 +228,42 @@ impl Supervisor {
     fn remember(&mut self, record: &ScheduleRecord) {
         self.seen.insert(record.id.clone(), record.updated_at);
     }
+
+    /// Tells schedule `id`'s owner (another node) that it changed; a lost notification is
+    /// found by the owner's safety sweep.
+    pub(crate) fn notify_owner(&mut self, id: String, ctx: &mut Context<Self>) {
+        let fut = self.store.run(move |conn| partitions::notify(conn, &id));
+        ctx.spawn(fut.into_actor(self).map(|res, _, _| {
+            if let Err(e) = res {
+                tracing::warn!(error = %e, "could not notify a schedule's owner");
+            }
+        }));
+    }
 }
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.sync(ctx);
+        // Start the actors of the partitions taken at start-up.
+        let first = std::mem::take(&mut self.cluster.held);
+        self.take_ownership(first, ctx);
         ctx.run_interval(HOUSEKEEPING_INTERVAL, |act, ctx| {
             let now = Utc::now();
             let max_mailbox = act.inflight.values().copied().max().unwrap_or(0);
             act.board.set_tick(now, max_mailbox);
+            act.board
+                .metrics()
+                .owned_schedules
+                .set(i64::try_from(act.registry.len()).unwrap_or(i64::MAX));
+            if !act.shutting_down {
+                act.cluster_pass(ctx);
+                act.start_batch(ctx);
+            }
+        });
+        ctx.run_interval(SWEEP_INTERVAL, |act, ctx| {
             if !act.shutting_down {
                 act.sync(ctx);
-                act.start_batch(ctx);
             }
         });
     }
@@ -263,7 +301,11 @@ impl Handler<CreateSchedule> for Supervisor {
             res?;
             tracing::info!(schedule_id = %record.id, "schedule created");
             act.remember(&record);
-            act.spawn_actor(record.id.clone(), ctx);
+            if act.cluster.owns(&record.id) {
+                act.spawn_actor(record.id.clone(), ctx);
+            } else {
+                act.notify_owner(record.id.clone(), ctx);
+            }
             Ok(record)
         }))
     }
@@ -271,13 +313,16 @@ impl Handler<CreateSchedule> for Supervisor {
 
 impl<C> Handler<Route<C>> for Supervisor
 where
-    C: ScheduleCommand,
+    C: ScheduleCommand + ApplyElsewhere,
     ScheduleActor: Handler<C>,
 {
     type Result = ResponseActFuture<Self, Result<C::Reply, CommandError>>;
     fn handle(&mut self, msg: Route<C>, _: &mut Self::Context) -> Self::Result {
         if self.shutting_down {
             return Box::pin(fut::ready(Err(CommandError::SchedulerUnavailable)));
+        }
+        if !self.registry.contains_key(&msg.id) && !self.cluster.owns(&msg.id) {
+            return self.apply_elsewhere(msg);
         }
         let known = self.registry.get(&msg.id).cloned();
         let store = self.store.clone();
@@ -334,11 +379,39 @@ where
     }
 }
 
+impl Supervisor {
+    /// Applies a command for a schedule another node owns: the same change its actor would
+    /// make, in one transaction with a notification that makes the owner reload it.
+    fn apply_elsewhere<C>(
+        &mut self,
+        msg: Route<C>,
+    ) -> ResponseActFuture<Self, Result<C::Reply, CommandError>>
+    where
+        C: ScheduleCommand + ApplyElsewhere,
+    {
+        let span = tracing::info_span!("command", command = C::NAME, schedule_id = %msg.id, owner = "elsewhere");
+        let Route { id, command } = msg;
+        Box::pin(InSpan::build(span, || {
+            self.store
+                .run(move |conn| remote::apply_elsewhere(conn, &id, command))
+                .into_actor(self)
+                .map(|reply, act, _| {
+                    if let Some(record) = reply.as_ref().ok().and_then(C::changed) {
+                        act.remember(record);
+                    }
+                    reply
+                })
+        }))
+    }
+}
+
 /// ScheduleActor → Supervisor: it stopped (deleted, or failed and should be restarted).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ActorStopped {
     pub id: String,
+    /// Stopped because its partition lease moved on (fenced): not restarted.
+    pub handed_over: Option<Addr<ScheduleActor>>,
     pub deleted: bool,
     pub restarts: u32,
     pub last_error: Option<String>,
@@ -347,6 +420,15 @@ pub struct ActorStopped {
 impl Handler<ActorStopped> for Supervisor {
     type Result = ();
     fn handle(&mut self, msg: ActorStopped, ctx: &mut Self::Context) {
+        if let Some(addr) = msg.handed_over {
+            // Fenced: this node lost the partition; forget the actor unless a newer one
+            // has its place already, and learn the new ownership now.
+            if self.registry.get(&msg.id) == Some(&addr) {
+                self.registry.remove(&msg.id);
+                self.cluster_pass(ctx);
+            }
+            return;
+        }
         self.registry.remove(&msg.id);
         if msg.deleted {
             self.seen.remove(&msg.id);
@@ -363,7 +445,7 @@ impl Handler<ActorStopped> for Supervisor {
         tracing::warn!(schedule_id = %msg.id, restarts, error = ?msg.last_error, "restarting schedule actor");
         let id = msg.id;
         ctx.run_later(delay, move |act, ctx| {
-            if !act.shutting_down && !act.registry.contains_key(&id) {
+            if !act.shutting_down && !act.registry.contains_key(&id) && act.cluster.owns(&id) {
                 act.spawn_actor(id, ctx);
             }
         });
@@ -375,10 +457,17 @@ impl Handler<StopFiring> for Supervisor {
     fn handle(&mut self, _: StopFiring, _: &mut Self::Context) -> Self::Result {
         self.shutting_down = true;
         let sends: Vec<_> = self.registry.values().map(|a| a.send(StopFiring)).collect();
+        let store = self.store.clone();
+        let node = self.cluster.node.id.clone();
         Box::pin(
             async move {
                 for s in sends {
                     let _ = s.await;
+                }
+                // Timers are stopped: hand the schedules back at once (not after the TTL).
+                match store.run(move |conn| partitions::leave(conn, &node)).await {
+                    Ok(()) => tracing::info!("partitions handed back"),
+                    Err(e) => tracing::warn!(error = %e, "could not hand partitions back; they move when their leases expire"),
                 }
             }
             .into_actor(self),

@@ -4,6 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use super::cluster::{cluster_view, ClusterView};
 use super::AppState;
 use crate::actors::health::ActorsView;
 use crate::actors::supervisor::HOUSEKEEPING_INTERVAL;
@@ -104,6 +105,7 @@ pub async fn status_view(state: &AppState) -> StatusView {
     let counts = counts.ok();
     let (size, idle) = state.store.pool_state();
     let view = state.scheduler.board().view(chrono::Utc::now());
+    let cluster = cluster_view(state, view.actors.total).await;
     let c = counts.as_ref();
     let n = |f: &dyn Fn(&Counts) -> i64| c.map(f);
     StatusView {
@@ -142,6 +144,7 @@ pub async fn status_view(state: &AppState) -> StatusView {
             dead_letter: n(&|c| c.dead_letters),
         },
         actors: view.actors,
+        cluster,
     }
 }
 
@@ -160,6 +163,8 @@ pub struct StatusView {
     pub schedules: ScheduleCounts,
     pub runs: RunCounts,
     pub actors: ActorsView,
+    /// The nodes sharing the database; `actors` counts this node's alone.
+    pub cluster: ClusterView,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -217,6 +222,13 @@ pub struct RunCounts {
 /// first; if it is down they keep their last values and the live ones still answer.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let m = state.scheduler.board().metrics();
+    let own = usize::try_from(m.owned_schedules.get()).unwrap_or(0);
+    let cluster = cluster_view(&state, own).await;
+    for s in ["alive", "dead"] {
+        m.cluster_nodes
+            .with_label_values(&[s])
+            .set(cluster.count(s) as i64);
+    }
     match counts(&state).await {
         Ok(c) => {
             let total: i64 = c.by_status.iter().map(|(_, n)| n).sum();

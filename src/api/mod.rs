@@ -6,6 +6,7 @@
 //! is the JSON envelope.
 
 pub mod auth;
+pub mod cluster;
 pub mod error;
 pub mod guard;
 pub mod health;

@@ -470,6 +470,16 @@ mod tests {
     }
 
     #[test]
+    fn status_shows_the_nodes() {
+        let s = status(&json!({"cluster": {"node_id": "wrk_a", "nodes": [
+            {"node_id": "wrk_a", "state": "alive", "owned_schedules": 3},
+            {"node_id": "wrk_b", "state": "dead", "owned_schedules": 0}]}}));
+        assert!(s.contains("cluster.node_id:"), "{s}");
+        assert!(s.contains("NODE_ID  OWNED_SCHEDULES  STATE"), "{s}");
+        assert!(s.contains("wrk_b    0                dead"), "{s}");
+    }
+
+    #[test]
     fn odd_shapes_do_not_panic() {
         schedule_table(&[json!(1), json!({"schedule": 3})]);
         schedule_detail(&json!("x"));

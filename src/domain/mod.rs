@@ -13,6 +13,7 @@ pub mod labels;
 pub mod lifecycle;
 pub mod limited;
 pub mod misfire;
+pub mod partition;
 pub mod run;
 pub mod schedule;
 pub mod validation;

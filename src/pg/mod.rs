@@ -221,9 +221,12 @@ impl PgCluster {
         sweep_stale_temporaries(&base);
         let dir = create_unique_dir(&base)?;
         write_owner_file(&dir)?;
+        // Generous: an in-process test app's pool outlives its test (the executor
+        // arbiter's thread keeps it) until the test binary exits, and each node also holds
+        // a worker-id lock and a listener connection.
         let options = PgOptions {
             fast: true,
-            max_connections: 200,
+            max_connections: 400,
         };
         match Self::open(&dir, bin_dir, run_as, options, true) {
             Ok(cluster) => Ok(cluster),

@@ -9,7 +9,9 @@
 mod circuit;
 pub mod filters;
 pub mod leases;
+pub mod nodes;
 pub mod paging;
+pub mod partitions;
 pub mod runs;
 pub mod schedules;
 pub mod schema;
@@ -70,6 +72,10 @@ pub enum StoreError {
     Migration(#[source] Cause),
     #[error("blocking task failed: {0}")]
     Task(#[source] Cause),
+    /// The write was for a partition lease this node no longer holds at that epoch: another
+    /// node owns the schedule now. Nothing was written.
+    #[error("partition {partition} is no longer held at epoch {epoch}")]
+    Fenced { partition: u32, epoch: i64 },
 }
 
 impl From<DieselError> for StoreError {
@@ -267,6 +273,16 @@ impl Store {
                 .bind::<diesel::sql_types::Text, _>(worker_id)
                 .get_result(&mut conn)?;
         Ok(row.locked.then_some(conn))
+    }
+
+    /// A connection of its own, outside the pool, for a caller that keeps it (the
+    /// notification listener, on its own thread). Blocking.
+    pub fn dedicated_connection(&self) -> Result<PgConnection, StoreError> {
+        use diesel::Connection;
+        let mut conn =
+            PgConnection::establish(&self.url).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        conn.batch_execute("SET application_name = 'wakeplane-listener'")?;
+        Ok(conn)
     }
 
     /// `true` when a trivial query succeeds.

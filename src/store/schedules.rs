@@ -357,6 +357,10 @@ pub struct Materialised {
     pub runnable: Vec<RunRow>,
     /// Occurrences recorded as `skipped`.
     pub skipped: usize,
+    /// Occurrences this wake-up found already written (by another node's timer for the
+    /// same schedule, or an earlier wake-up): the occurrence it was armed for, already
+    /// passed by `last_run_at`, and rows whose `(occurrence_key, attempt)` existed.
+    pub conflicts: usize,
 }
 
 /// Materialises every occurrence due by `now` in ONE transaction: locks the schedule row,
@@ -424,6 +428,8 @@ fn materialise_due_within(
     stats: &mut StatsDelta,
 ) -> Result<Materialised, StoreError> {
     let mut record = find_for_update(conn, id)?;
+    // Armed for an occurrence that is already materialised: another timer got there first.
+    let taken = usize::from(armed_for.is_some_and(|a| record.last_run_at.is_some_and(|l| l >= a)));
     let due = match record.due_by(now) {
         Some(next) => next,
         None => {
@@ -431,6 +437,7 @@ fn materialise_due_within(
                 record,
                 runnable: Vec::new(),
                 skipped: 0,
+                conflicts: taken,
             })
         }
     };
@@ -512,6 +519,7 @@ fn materialise_due_within(
         record,
         runnable,
         skipped: plan.skip.len() + plan.unrecorded_skips,
+        conflicts: taken + (rows.len() - inserted.len()),
     })
 }
 

@@ -119,6 +119,10 @@ async fn metrics_are_prometheus_text() {
         "runs_succeeded_total",
         "runs_retry_queued",
         "dead_letters_total",
+        "cluster_nodes",
+        "owned_schedules",
+        "ownership_handovers_total",
+        "materialise_conflicts_total",
     ] {
         assert!(
             text.contains(&format!("# HELP {family} ")),
@@ -130,4 +134,49 @@ async fn metrics_are_prometheus_text() {
         );
     }
     assert!(text.lines().any(|l| l == "schedules_total 1"), "{text}");
+}
+
+/// A lone node lists itself in `cluster`, alive, owning every schedule its actors run; the
+/// metrics agree (it took all 256 partitions at start-up, and no timer ran twice).
+#[actix_web::test]
+async fn a_single_node_lists_itself_in_the_cluster_block() {
+    let app = spawn_app().await;
+    for name in ["cluster-a", "cluster-b", "cluster-c"] {
+        app.create_schedule(&schedule_body(name)).await;
+    }
+    let status = app
+        .poll("/v1/status", Duration::from_secs(10), |b| {
+            b["actors"]["total"] == 3 && b["cluster"]["nodes"][0]["owned_schedules"] == 3
+        })
+        .await;
+    let cluster = &status["cluster"];
+    assert_eq!(cluster["node_id"], "wrk_test", "{cluster}");
+    let nodes = cluster["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 1, "{cluster}");
+    assert_eq!(nodes[0]["node_id"], "wrk_test");
+    assert_eq!(nodes[0]["state"], "alive");
+    assert_eq!(nodes[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        nodes[0]["http_addr"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:") && !a.ends_with(":0")),
+        "the address really listened on: {cluster}"
+    );
+    let text = app
+        .client
+        .get(app.url("/v1/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "cluster_nodes{state=\"alive\"} 1",
+        "cluster_nodes{state=\"dead\"} 0",
+        "ownership_handovers_total 256",
+        "materialise_conflicts_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
 }

@@ -151,6 +151,10 @@ async fn operators_and_viewers_use_the_console_in_chromium() {
     let node = text(&admin, "#nodes").await;
     assert!(node.contains("wrk_test"), "nodes panel: {node}");
     assert!(
+        node.contains("alive"),
+        "nodes panel shows the cluster: {node}"
+    );
+    assert!(
         node.contains(env!("CARGO_PKG_VERSION")),
         "nodes panel: {node}"
     );

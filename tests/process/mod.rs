@@ -13,6 +13,8 @@
 
 #![allow(dead_code)]
 
+pub mod witness;
+
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
@@ -200,6 +202,40 @@ impl Server {
             .get(format!("{}{path}", self.base))
             .send()
             .unwrap_or_else(|e| panic!("GET {path} on {}: {e}", self.name));
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    /// `GET path` → (status, body text).
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .unwrap_or_else(|e| panic!("GET {path} on {}: {e}", self.name));
+        let status = r.status().as_u16();
+        (status, r.text().unwrap_or_default())
+    }
+
+    /// `DELETE path` → (status, JSON body or Null).
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .unwrap_or_else(|e| panic!("DELETE {path} on {}: {e}", self.name));
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    /// `PATCH path` with a JSON body → (status, JSON body or Null).
+    pub fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .patch(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .unwrap_or_else(|e| panic!("PATCH {path} on {}: {e}", self.name));
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(Value::Null))
     }

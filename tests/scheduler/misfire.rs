@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use crate::helpers::{spawn_app, TestApp};
-use crate::support::{count, db, simulate_downtime, ts, wait_runs};
+use crate::support::{announce, count, db, simulate_downtime, ts, wait_runs};
 
 async fn hourly_ish(app: &TestApp, name: &str, misfire: &str) -> String {
     let s = app
@@ -102,6 +102,7 @@ async fn resume_applies_the_misfire_rule_to_occurrences_missed_while_paused() {
             ))
             .execute(&mut conn)
             .unwrap();
+        announce(&mut conn, &id);
     }
     // Let the actor pick the change up before resuming.
     actix_web::rt::time::sleep(std::time::Duration::from_millis(1500)).await;

@@ -214,4 +214,11 @@ pub fn simulate_downtime(
         ))
         .execute(&mut conn)
         .expect("simulate downtime");
+    announce(&mut conn, schedule_id);
+}
+
+/// Announces a change written behind the actors' backs the way another node does (a
+/// notification on `wakeplane_commands`), so the schedule's owner reloads it at once.
+pub fn announce(conn: &mut diesel::PgConnection, schedule_id: &str) {
+    wakeplane::store::partitions::notify(conn, schedule_id).expect("notify the owner");
 }

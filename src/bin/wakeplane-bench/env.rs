@@ -232,6 +232,18 @@ impl ChildServer {
         tuning: ServerTuning,
         log: &std::path::Path,
     ) -> Result<ChildServer> {
+        Self::start_node(bin, database_url, tuning, log, "wrk_bench", &[]).await
+    }
+
+    /// `start_binary` as node `worker_id`, with `env` added (several nodes on one database).
+    pub async fn start_node(
+        bin: &std::path::Path,
+        database_url: &str,
+        tuning: ServerTuning,
+        log: &std::path::Path,
+        worker_id: &str,
+        env: &[(&str, &str)],
+    ) -> Result<ChildServer> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .context("finding a free port")?
@@ -245,7 +257,7 @@ impl ChildServer {
         cmd.arg("serve")
             .env("DATABASE_URL", database_url)
             .env("WAKEPLANE_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("WAKEPLANE_WORKER_ID", "wrk_bench")
+            .env("WAKEPLANE_WORKER_ID", worker_id)
             .env("WAKEPLANE_SHUTDOWN_TIMEOUT_SECONDS", "2")
             .env("RUST_LOG", "warn")
             .env_remove("WAKEPLANE_API_TOKENS")
@@ -256,6 +268,9 @@ impl ChildServer {
             .stderr(log_file);
         if let Some(w) = tuning.workers {
             cmd.env("WAKEPLANE_WORKERS", w.to_string());
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         if let Some(p) = tuning.db_pool_size {
             cmd.env("WAKEPLANE_DB_POOL_SIZE", p.to_string());
@@ -293,6 +308,12 @@ impl ChildServer {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(server)
+    }
+
+    /// SIGKILL (a crash), then reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within 15 s.

@@ -10,11 +10,13 @@
 //! cargo run --release --bin wakeplane-bench -- throughput --runs 5000 --schedules 8
 //! cargo run --release --bin wakeplane-bench -- memory --schedules 100000
 //! cargo run --release --bin wakeplane-bench -- boot --schedules 100000
+//! cargo run --release --bin wakeplane-bench -- cluster --schedules 3000 --commands 200
 //! ```
 //!
 //! See benches/README.md for what each scenario measures and recorded numbers.
 
 mod boot;
+mod cluster;
 mod env;
 mod fire_lag;
 mod memory;
@@ -58,6 +60,8 @@ enum Scenario {
     Boot(boot::BootArgs),
     /// The schedule list by label selector over many schedules; /v1/status over a big ledger.
     Reads(reads::ReadsArgs),
+    /// Three nodes: command-to-owner latency through a non-owner, hand-over after SIGKILL.
+    Cluster(cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +83,7 @@ fn run() -> Result<()> {
     match &cli.scenario {
         // Fail before starting PostgreSQL when the server binary is missing.
         Scenario::Memory(_)
+        | Scenario::Cluster(_)
         | Scenario::Boot(boot::BootArgs {
             server_binary: None,
             ..
@@ -100,6 +105,7 @@ fn run() -> Result<()> {
             Scenario::Memory(args) => memory::run(args, &db, tuning).await,
             Scenario::Boot(args) => boot::run(args, &db, tuning).await,
             Scenario::Reads(args) => reads::run(args, &db, tuning).await,
+            Scenario::Cluster(args) => cluster::run(args, &db, tuning).await,
         }
     })?;
     let mut facts = env::machine_facts(&db);
@@ -109,8 +115,11 @@ fn run() -> Result<()> {
             "WAKEPLANE_WORKERS={}, WAKEPLANE_DB_POOL_SIZE={}{}",
             cli.workers.map_or("default".into(), |w| w.to_string()),
             cli.db_pool_size.map_or("default".into(), |p| p.to_string()),
-            if matches!(cli.scenario, Scenario::Memory(_) | Scenario::Boot(_)) {
-                ", child process `wakeplane serve`"
+            if matches!(
+                cli.scenario,
+                Scenario::Memory(_) | Scenario::Boot(_) | Scenario::Cluster(_)
+            ) {
+                ", child process(es) `wakeplane serve`"
             } else {
                 ", in-process (no log subscriber)"
             }

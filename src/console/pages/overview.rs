@@ -58,26 +58,37 @@ fn count(n: Option<i64>) -> String {
     n.map_or_else(|| "?".to_string(), |n| n.to_string())
 }
 
-/// The nodes panel from what the status builder gives: today this node alone. Extended to
-/// one row per node of `status.cluster` once `/v1/status` carries it.
+/// The nodes panel: every node of `status.cluster` (this node marked), with its heartbeat and the schedules it owns; this node's housekeeping and
+/// database below.
 pub fn nodes_panel(status: &StatusView, now: DateTime<Utc>) -> Markup {
     html! {
         section.panel #nodes {
             h2 { "Nodes" }
             table {
-                thead { tr { th { "node" } th { "version" } th { "started" } th { "housekeeping" } th { "database" } } }
+                thead { tr { th { "node" } th { "state" } th { "address" } th { "version" } th { "started" } th { "heartbeat" } th { "owned schedules" } } }
                 tbody {
-                    tr.node {
-                        td { code { (status.node_id) } " " span.badge.ok { "this node" } }
-                        td { (status.version) }
-                        td { (ago(Some(&status.started_at), now)) }
-                        td { (ago(status.scheduler.last_tick_at.as_deref(), now)) }
-                        td {
-                            @if status.database.ok { span.badge.ok { "ok" } } @else { span.badge.bad { "unreachable" } }
-                            " " small { (status.database.path) }
+                    @for node in &status.cluster.nodes {
+                        tr.node {
+                            td {
+                                code { (node.node_id) }
+                                @if node.node_id == status.cluster.node_id { " " span.badge.ok { "this node" } }
+                            }
+                            td {
+                                @if node.state == "alive" { span.badge.ok { "alive" } } @else { span.badge.bad { (node.state) } }
+                            }
+                            td { code { (node.http_addr) } }
+                            td { (node.version) }
+                            td { (ago(Some(&node.started_at), now)) }
+                            td { (ago(Some(&node.heartbeat_at), now)) }
+                            td { (node.owned_schedules) }
                         }
                     }
                 }
+            }
+            p.small {
+                "housekeeping " (ago(status.scheduler.last_tick_at.as_deref(), now)) " · database "
+                @if status.database.ok { span.badge.ok { "ok" } } @else { span.badge.bad { "unreachable" } }
+                " " (status.database.path)
             }
             p.small {
                 "workers " (status.workers.active) "/" (status.workers.capacity) " busy · pool "

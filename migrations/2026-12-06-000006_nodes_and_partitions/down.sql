@@ -1,0 +1,2 @@
+DROP TABLE partitions;
+DROP TABLE nodes;
