@@ -27,6 +27,10 @@ pub struct Metrics {
     pub schedule_actors: IntGaugeVec,
     pub schedule_actor_restarts_total: IntCounter,
     pub schedule_fire_lag_seconds: Histogram,
+    /// Runs deleted by ledger retention (`WAKEPLANE_RUN_RETENTION_DAYS`) on this node.
+    pub runs_retention_deleted_total: IntCounter,
+    /// Receipts deleted with them.
+    pub receipts_retention_deleted_total: IntCounter,
 }
 
 impl Metrics {
@@ -77,6 +81,16 @@ impl Metrics {
             ]),
         )
         .unwrap_or_else(|e| panic!("metric schedule_fire_lag_seconds: {e}"));
+        let runs_retention_deleted_total = IntCounter::new(
+            "runs_retention_deleted_total",
+            "Ended runs deleted by ledger retention on this node.",
+        )
+        .unwrap_or_else(|e| panic!("metric runs_retention_deleted_total: {e}"));
+        let receipts_retention_deleted_total = IntCounter::new(
+            "receipts_retention_deleted_total",
+            "Execution receipts deleted with them.",
+        )
+        .unwrap_or_else(|e| panic!("metric receipts_retention_deleted_total: {e}"));
         // Every executor's series exist from the start, so a fresh server's scrape already
         // carries each family (a vector with no series prints no HELP/TYPE at all).
         for executor in ["http", "shell", "workflow"] {
@@ -91,6 +105,8 @@ impl Metrics {
             Box::new(schedule_actors.clone()),
             Box::new(schedule_actor_restarts_total.clone()),
             Box::new(schedule_fire_lag_seconds.clone()),
+            Box::new(runs_retention_deleted_total.clone()),
+            Box::new(receipts_retention_deleted_total.clone()),
         ] {
             registry
                 .register(c)
@@ -133,6 +149,8 @@ impl Metrics {
             schedule_actors,
             schedule_actor_restarts_total,
             schedule_fire_lag_seconds,
+            runs_retention_deleted_total,
+            receipts_retention_deleted_total,
             registry,
         }
     }

@@ -12,6 +12,7 @@ use actix_web::{middleware, web, App, HttpServer};
 
 use tracing_actix_web::TracingLogger;
 
+use crate::actors::retention::RetentionSettings;
 use crate::actors::{Scheduler, SchedulerConfig};
 use crate::api::auth::{self, Auth, Tokens};
 use crate::api::{self, AppState};
@@ -111,6 +112,10 @@ impl Application {
                 workers: config.workers,
                 lease_ttl: config.lease_ttl,
                 targets: targets.clone(),
+                retention: config.run_retention.map(|keep| RetentionSettings {
+                    keep,
+                    interval: config.run_retention_interval,
+                }),
             },
             store.clone(),
             workflows,

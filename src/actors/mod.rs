@@ -10,6 +10,8 @@
 //! - `Materialiser` (one, system arbiter): writes the occurrences the timers found due,
 //!   many schedules per transaction.
 //! - `LeaseReaper` (one, system arbiter): recovers expired leases every second.
+//! - `RetentionSweeper` (one, system arbiter, only with `WAKEPLANE_RUN_RETENTION_DAYS`):
+//!   deletes old ended runs in small batches, one node at a time.
 //!
 //! No actor runs a blocking diesel call on its thread: every query goes through
 //! `Store::run` on the blocking pool. The database is the truth; any actor can be rebuilt
@@ -20,6 +22,7 @@ pub mod health;
 pub mod materialiser;
 pub mod messages;
 pub mod reaper;
+pub mod retention;
 pub mod schedule;
 pub mod supervisor;
 
@@ -37,6 +40,7 @@ use crate::store::{self, leases, Store};
 use executor::{ExecutorDeps, ExecutorPool};
 use messages::{Drain, StopFiring};
 use reaper::LeaseReaper;
+use retention::{RetentionSettings, RetentionSweeper, StopSweeper};
 use supervisor::Supervisor;
 
 /// What the scheduler needs from the configuration.
@@ -47,6 +51,8 @@ pub struct SchedulerConfig {
     pub lease_ttl: Duration,
     /// What the executors let targets do (resolved at start-up).
     pub targets: crate::security::TargetPolicy,
+    /// Ledger retention (None: runs are kept forever).
+    pub retention: Option<RetentionSettings>,
 }
 
 /// A running scheduler. Cheap to clone. Its actors are private: commands reach them only
@@ -56,6 +62,7 @@ pub struct Scheduler {
     supervisor: Addr<Supervisor>,
     pool: Addr<ExecutorPool>,
     reaper: Addr<LeaseReaper>,
+    retention: Option<Addr<RetentionSweeper>>,
     board: Arc<HealthBoard>,
     config: SchedulerConfig,
     /// The connection holding this process's worker-id lock; kept open, never used.
@@ -152,6 +159,9 @@ impl Scheduler {
         let materialiser = materialiser::Materialiser::new(store.clone()).start();
         let supervisor =
             Supervisor::new(store.clone(), pool.clone(), materialiser, board.clone()).start();
+        let retention = config.retention.map(|settings| {
+            RetentionSweeper::new(store.clone(), board.metrics().clone(), settings).start()
+        });
         let reaper = LeaseReaper {
             store,
             supervisor: supervisor.clone(),
@@ -161,6 +171,7 @@ impl Scheduler {
             supervisor,
             pool,
             reaper,
+            retention,
             board,
             config,
             _worker_lock: Arc::new(std::sync::Mutex::new(worker_lock)),
@@ -190,6 +201,9 @@ impl Scheduler {
         let _ = self.supervisor.send(StopFiring).await;
         let _ = self.pool.send(Drain { timeout: drain }).await;
         let _ = self.reaper.send(StopReaper).await;
+        if let Some(retention) = &self.retention {
+            let _ = retention.send(StopSweeper).await;
+        }
         tracing::info!("scheduler stopped");
     }
 }

@@ -10,6 +10,7 @@ mod circuit;
 pub mod filters;
 pub mod leases;
 pub mod paging;
+pub mod retention;
 pub mod runs;
 pub mod schedules;
 pub mod schema;

@@ -21,6 +21,8 @@ use wakeplane::store::{self, Store};
 pub struct ServerTuning {
     pub workers: Option<usize>,
     pub db_pool_size: Option<u32>,
+    /// Server WAKEPLANE_RUN_RETENTION_DAYS (in-process server only).
+    pub run_retention_days: Option<u64>,
 }
 
 /// The benchmark's private PostgreSQL and its migrated `bench` database.
@@ -68,6 +70,69 @@ impl Database {
             durable_dir,
             url,
         })
+    }
+
+    /// Loads `pg_stat_statements` (a setting the postmaster reads at start: restarts the
+    /// cluster) and creates the extension in the bench database, for [`Self::statements`].
+    pub fn enable_statement_stats(&mut self) -> Result<()> {
+        use diesel::connection::SimpleConnection;
+        let cluster = self.cluster.as_mut().ok_or_else(|| anyhow!("no cluster"))?;
+        PgConnection::establish(&cluster.url("postgres"))?
+            .batch_execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")?;
+        cluster.stop().context("stopping PostgreSQL")?;
+        cluster.restart().context("starting PostgreSQL again")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match PgConnection::establish(&self.url) {
+                Ok(mut c) => {
+                    c.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
+                    return Ok(());
+                }
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                Err(e) => return Err(e).context("reconnecting after the restart"),
+            }
+        }
+    }
+
+    /// The `limit` statements with the most total execution time (pg_stat_statements):
+    /// calls, total ms, mean ms, rows, and the statement's text (shortened).
+    pub fn statements(&self, limit: usize) -> Result<Vec<Vec<String>>> {
+        #[derive(diesel::QueryableByName)]
+        struct S {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            calls: i64,
+            #[diesel(sql_type = diesel::sql_types::Double)]
+            total: f64,
+            #[diesel(sql_type = diesel::sql_types::Double)]
+            mean: f64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            rows: i64,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            query: String,
+        }
+        let rows: Vec<S> = diesel::sql_query(format!(
+            "SELECT calls, total_exec_time AS total, mean_exec_time AS mean, rows, query
+             FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'bench')
+             ORDER BY total_exec_time DESC LIMIT {limit}"
+        ))
+        .load(&mut self.connect()?)?;
+        Ok(rows
+            .into_iter()
+            .map(|s| {
+                let q: String = s.query.split_whitespace().collect::<Vec<_>>().join(" ");
+                let q: String = q.chars().take(110).collect();
+                vec![
+                    s.calls.to_string(),
+                    format!("{:.0}", s.total),
+                    format!("{:.3}", s.mean),
+                    s.rows.to_string(),
+                    q,
+                ]
+            })
+            .collect())
     }
 
     /// A fresh connection for the benchmark's own reads.
@@ -132,6 +197,9 @@ impl InProcessServer {
         }
         if let Some(p) = tuning.db_pool_size {
             config.db_pool_size = p;
+        }
+        if let Some(days) = tuning.run_retention_days {
+            config.run_retention = Some(Duration::from_secs(days * 86_400));
         }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<u16, String>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -468,6 +536,19 @@ impl Api {
             .await
             .with_context(|| format!("POST {path}"))?;
         Self::reply(r).await
+    }
+
+    /// DELETE `path`: its status.
+    pub async fn delete(&self, path: &str) -> Result<u16> {
+        let r = self
+            .client
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("DELETE {path}"))?;
+        let status = r.status().as_u16();
+        let _ = r.bytes().await;
+        Ok(status)
     }
 
     /// Creates `n` schedules, `concurrency` requests in flight, with `body(i)`; returns their
