@@ -173,6 +173,25 @@ pub fn one(conn: &mut PgConnection, schedule_id: &str) -> Result<StatsRow, Store
         }))
 }
 
+/// A schedule and its counters in one query (one round trip: `GET /v1/schedules/{id}`).
+pub fn schedule_with_stats(
+    conn: &mut PgConnection,
+    schedule_id: &str,
+) -> Result<(super::schedules::ScheduleRecord, StatsRow), StoreError> {
+    use super::schedules::ScheduleRow;
+    use super::schema::schedules;
+    let (row, stats): (ScheduleRow, Option<StatsRow>) = schedules::table
+        .left_join(schedule_stats::table)
+        .filter(schedules::id.eq(schedule_id))
+        .select((ScheduleRow::as_select(), Option::<StatsRow>::as_select()))
+        .first(conn)?;
+    let stats = stats.unwrap_or_else(|| StatsRow {
+        schedule_id: schedule_id.to_string(),
+        ..Default::default()
+    });
+    Ok((row.try_into()?, stats))
+}
+
 /// Run counts by status, plus the number of dead-letter rows, without a scan of the
 /// ledger: active runs are counted through the partial index that holds only them, ended
 /// runs are the sum of the per-schedule counters (one row per schedule).
