@@ -137,15 +137,6 @@ impl StatsDelta {
     }
 }
 
-/// A new schedule's zero counters (part of the create's transaction).
-pub fn create_row(conn: &mut PgConnection, schedule_id: &str) -> Result<(), StoreError> {
-    diesel::insert_into(schedule_stats::table)
-        .values(schedule_stats::schedule_id.eq(schedule_id))
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    Ok(())
-}
-
 /// The counters of `schedule_ids` (a schedule without a row has zeros).
 pub fn of(
     conn: &mut PgConnection,
