@@ -13,6 +13,7 @@ use super::views::{
     UpcomingView,
 };
 use super::AppState;
+use crate::actors::schedule::ActorSnapshot;
 use crate::commands::CommandError;
 use crate::domain::backfill::{self, BackfillBody};
 use crate::domain::labels::Selector;
@@ -25,11 +26,6 @@ use crate::store::{runs, schedules, stats, StoreError};
 
 /// The fields of a schedule body that are objects.
 const BODY_OBJECTS: &[&str] = &["schedule", "target", "policy", "retry"];
-
-/// How long `GET /v1/schedules/{id}` waits for the actor's live view (counted from the
-/// request, alongside the database read): an idle actor answers in microseconds, one in
-/// the middle of a transaction may take as long as the transaction.
-const INSPECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
@@ -166,23 +162,27 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = schedule_id(path)?;
     let lookup = id.clone();
-    // The row (with its counters, one round trip) and the actor's live view are asked for
-    // at once, so the actor adds nothing to a read unless it answers slower than the
-    // database. An actor busy in a slow transaction must not stall a read: after
-    // INSPECT_TIMEOUT its block is null.
-    let read = state
+    // The row with its counters in one round trip; the actor block as the actor last
+    // published it on the health board, so a read never waits behind an actor busy in a
+    // transaction (or behind the Supervisor's mailbox).
+    let (record, stats) = state
         .store
-        .run(move |conn| stats::schedule_with_stats(conn, &lookup));
-    let inspect = tokio::time::timeout(INSPECT_TIMEOUT, state.commands.inspect(id));
-    let (read, snapshot) = futures_util::future::join(read, inspect).await;
-    let (record, stats) = read.map_err(CommandError::from)?;
+        .run(move |conn| stats::schedule_with_stats(conn, &lookup))
+        .await
+        .map_err(CommandError::from)?;
     let mut view = ScheduleView::from(&record);
     view.stats = stats.into();
-    view.actor = snapshot
-        .ok()
-        .flatten()
+    view.actor = actor_of(&state, id)
+        .await
         .and_then(|snapshot| serde_json::to_value(snapshot).ok());
     Ok(HttpResponse::Ok().json(view))
+}
+
+/// The live view of schedule `id`'s actor, as the actor last published it on the health
+/// board (no message to the actor, so a busy one never stalls a read); `None` when no
+/// actor runs it on this node.
+pub async fn actor_of(state: &AppState, id: String) -> Option<ActorSnapshot> {
+    state.scheduler.board().actor_view(&id, chrono::Utc::now())
 }
 
 #[utoipa::path(put, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")), request_body = ScheduleBody,
