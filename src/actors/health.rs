@@ -41,7 +41,9 @@ struct Entry {
     failures_in_a_row: u32,
     dead_letters: u32,
     restarts: u32,
-    live: Live,
+    /// None until the actor has read its schedule and published (a view of an actor still
+    /// loading would show nothing true).
+    live: Option<Box<Live>>,
 }
 
 /// What an actor last published about itself beyond its state (see
@@ -204,7 +206,7 @@ impl HealthBoard {
                 failures_in_a_row: 0,
                 dead_letters: 0,
                 restarts,
-                live: Live::default(),
+                live: None,
             });
             if entry.name != name {
                 entry.name = name.to_string();
@@ -256,31 +258,33 @@ impl HealthBoard {
     pub fn publish(&self, id: &str, live: Live) {
         self.with(|b| {
             if let Some(e) = b.entries.get_mut(id) {
-                if e.live != live {
-                    e.live = live;
+                match &mut e.live {
+                    Some(old) if **old == live => {}
+                    Some(old) => **old = live,
+                    None => e.live = Some(Box::new(live)),
                 }
             }
         });
     }
 
     /// The actor block of `GET /v1/schedules/{id}` as last published; `None` when no actor
-    /// runs the schedule on this node.
+    /// runs the schedule on this node, or it has not read its schedule yet.
     pub fn actor_view(&self, id: &str, now: DateTime<Utc>) -> Option<ActorSnapshot> {
         self.with(|b| {
             let e = b.entries.get(id)?;
-            let next = e
-                .live
+            let live = e.live.as_deref()?;
+            let next = live
                 .next_run_at
                 .filter(|_| e.state == ActorState::Armed || e.state == ActorState::Firing);
             Some(ActorSnapshot {
                 state: e.state.as_str(),
                 next_fire_in_ms: next.map(|n| (n - now).num_milliseconds().max(0)),
-                active_runs: e.live.active_runs as usize,
-                queued_runs: e.live.queued_runs as usize,
-                last_fire_at: e.live.last_fire_at,
-                last_fire_lag_ms: e.live.last_fire_lag_ms,
+                active_runs: live.active_runs as usize,
+                queued_runs: live.queued_runs as usize,
+                last_fire_at: live.last_fire_at,
+                last_fire_lag_ms: live.last_fire_lag_ms,
                 restarts: e.restarts,
-                last_error: e.live.last_error.as_deref().map(str::to_string),
+                last_error: live.last_error.as_deref().map(str::to_string),
             })
         })
     }
@@ -462,6 +466,10 @@ mod live_tests {
         assert!(board.actor_view("sch_a", now).is_none());
         let next = now + Duration::seconds(30);
         board.set_state("sch_a", "a", ActorState::Armed, Some(next), 2);
+        assert!(
+            board.actor_view("sch_a", now).is_none(),
+            "registered but not loaded yet: no view"
+        );
         board.publish(
             "sch_a",
             Live {

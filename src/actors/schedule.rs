@@ -188,6 +188,9 @@ impl ScheduleActor {
     /// Tells the health board what `GET /v1/schedules/{id}` shows of this actor. Called
     /// wherever the queues, the last fire or the last error may have changed.
     fn publish(&self) {
+        if self.record.is_none() {
+            return; // still loading: there is nothing true to show yet
+        }
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         self.deps.board.publish(
             &self.id,
