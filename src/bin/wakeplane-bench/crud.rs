@@ -8,7 +8,7 @@ use anyhow::{anyhow, Result};
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 
-use crate::env::{progress, Api, Database, InProcessServer, ServerTuning};
+use crate::env::{progress, Api, CpuSplit, Database, InProcessServer, ServerTuning};
 use crate::report::{self, Summary};
 
 #[derive(Debug, clap::Args)]
@@ -37,6 +37,7 @@ pub async fn run(args: &CrudArgs, db: &Database, tuning: ServerTuning) -> Result
         "creating {n} schedules, {} in flight",
         args.concurrency
     ));
+    let cpu0 = CpuSplit::sample(db);
     let t0 = Instant::now();
     let created: Vec<Result<(String, f64)>> = stream::iter((0..n).map(|i| {
         let api = &api;
@@ -63,6 +64,7 @@ pub async fn run(args: &CrudArgs, db: &Database, tuning: ServerTuning) -> Result
     .collect()
     .await;
     let create_time = t0.elapsed();
+    let cpu1 = CpuSplit::sample(db);
     let created = created.into_iter().collect::<Result<Vec<_>>>()?;
     let ids: Vec<String> = created.iter().map(|(id, _)| id.clone()).collect();
     let mut rows = vec![row(
@@ -91,6 +93,7 @@ pub async fn run(args: &CrudArgs, db: &Database, tuning: ServerTuning) -> Result
     .collect()
     .await;
     let read_time = t0.elapsed();
+    let cpu2 = CpuSplit::sample(db);
     rows.push(row(
         &format!("GET /v1/schedules/{{id}} ({} in flight)", args.readers),
         reads.into_iter().collect::<Result<Vec<_>>>()?,
@@ -107,7 +110,7 @@ pub async fn run(args: &CrudArgs, db: &Database, tuning: ServerTuning) -> Result
         async move {
             let t = Instant::now();
             let status = api.delete(&format!("/v1/schedules/{id}")).await?;
-            if status != 204 {
+            if !(200..300).contains(&status) {
                 return Err(anyhow!("DELETE {id} answered {status}"));
             }
             Ok(t.elapsed().as_secs_f64() * 1000.0)
@@ -117,6 +120,7 @@ pub async fn run(args: &CrudArgs, db: &Database, tuning: ServerTuning) -> Result
     .collect()
     .await;
     let delete_time = t0.elapsed();
+    let cpu3 = CpuSplit::sample(db);
     rows.push(row(
         &format!(
             "DELETE /v1/schedules/{{id}} ({} in flight)",
@@ -131,6 +135,9 @@ pub async fn run(args: &CrudArgs, db: &Database, tuning: ServerTuning) -> Result
         &["request", "req/s", "count", "p50 ms", "p99 ms", "max ms"],
         &rows,
     );
+    report::facts("CPU per create", &cpu1.per_request(&cpu0, n));
+    report::facts("CPU per read", &cpu2.per_request(&cpu1, args.reads));
+    report::facts("CPU per delete", &cpu3.per_request(&cpu2, n));
     Ok(())
 }
 

@@ -668,3 +668,95 @@ pub fn machine_facts(db: &Database) -> Vec<(String, String)> {
         ),
     ]
 }
+
+/// CPU time (user + system) of the threads of this process grouped by thread name, and of
+/// this benchmark's PostgreSQL (postmaster and its children): where a phase's CPU went,
+/// whatever else the machine is doing at the time.
+#[derive(Debug, Clone, Default)]
+pub struct CpuSplit {
+    pub groups: std::collections::BTreeMap<String, Duration>,
+}
+
+/// The group of an in-process server thread, by its (15-character) kernel name.
+fn thread_group(comm: &str) -> &'static str {
+    if comm.starts_with("wakeplane-serve") {
+        "server: system arbiter (supervisor, schedule actors, materialiser)"
+    } else if comm.starts_with("actix-rt") {
+        "server: HTTP workers and executor arbiter"
+    } else if comm.starts_with("tokio-rt-worker") {
+        "server: blocking pool (diesel calls, Store::run)"
+    } else {
+        "load generator (client, this process's other threads)"
+    }
+}
+
+/// utime + stime of a /proc stat line, and its comm and ppid.
+fn stat_of(path: &str) -> Option<(String, u32, Duration)> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let open = stat.find('(')?;
+    let (comm, after) = stat[open + 1..].rsplit_once(')')?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let n = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let ticks = n(11)? + n(12)?;
+    Some((
+        comm.to_string(),
+        n(1)? as u32,
+        Duration::from_millis(ticks * 1000 / hz),
+    ))
+}
+
+impl CpuSplit {
+    pub fn sample(db: &Database) -> CpuSplit {
+        let mut groups = std::collections::BTreeMap::new();
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+            for t in tasks.flatten() {
+                let path = format!("{}/stat", t.path().display());
+                if let Some((comm, _, cpu)) = stat_of(&path) {
+                    *groups
+                        .entry(thread_group(&comm).to_string())
+                        .or_insert(Duration::ZERO) += cpu;
+                }
+            }
+        }
+        let postmaster = db.cluster.as_ref().and_then(|c| {
+            std::fs::read_to_string(c.data_dir().join("pgdata").join("postmaster.pid"))
+                .ok()
+                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+        });
+        if let (Some(pm), Ok(procs)) = (postmaster, std::fs::read_dir("/proc")) {
+            let mut pg = Duration::ZERO;
+            for p in procs.flatten() {
+                let name = p.file_name();
+                let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                    continue;
+                };
+                if let Some((_, ppid, cpu)) = stat_of(&format!("/proc/{pid}/stat")) {
+                    if pid == pm || ppid == pm {
+                        pg += cpu;
+                    }
+                }
+            }
+            groups.insert("PostgreSQL (postmaster and backends)".into(), pg);
+        }
+        CpuSplit { groups }
+    }
+
+    /// CPU used since `earlier`, per group, in ms per `n` requests.
+    pub fn per_request(&self, earlier: &CpuSplit, n: usize) -> Vec<(String, String)> {
+        let mut total = 0.0;
+        let mut out: Vec<(String, String)> = self
+            .groups
+            .iter()
+            .map(|(k, v)| {
+                let before = earlier.groups.get(k).copied().unwrap_or_default();
+                let ms = v.saturating_sub(before).as_secs_f64() * 1000.0 / n.max(1) as f64;
+                total += ms;
+                (k.clone(), format!("{ms:.3} ms"))
+            })
+            .collect();
+        out.push(("total CPU per request".into(), format!("{total:.3} ms")));
+        out
+    }
+}

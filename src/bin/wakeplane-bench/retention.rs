@@ -50,10 +50,12 @@ pub fn seed_old_runs(db: &Database, n: usize) -> Result<()> {
          INSERT INTO execution_receipts (id, run_id, receipt_kind, content_type, body, created_at)
          SELECT 'rcp_old' || lpad(g::text, 23, '0'), 'run_old' || lpad(g::text, 23, '0'),
              'workflow_result', 'application/json', '{{\"ok\":true}}', now() - interval '30 days'
-         FROM generate_series(1, {n}) g;
-         VACUUM ANALYZE;"
+         FROM generate_series(1, {n}) g;"
     ))
     .context("seeding old runs")?;
+    // On its own: several statements sent at once run in one transaction, VACUUM cannot.
+    conn.batch_execute("VACUUM ANALYZE")
+        .context("vacuuming after the seed")?;
     progress(format_args!(
         "seeded in {:.1} s",
         t0.elapsed().as_secs_f64()
@@ -76,7 +78,7 @@ pub async fn deleted_so_far(api: &Api) -> Result<u64> {
 
 pub async fn run(args: &RetentionArgs, db: &Database, mut tuning: ServerTuning) -> Result<()> {
     seed_old_runs(db, args.runs)?;
-    tuning.run_retention_days.get_or_insert(7);
+    let days = *tuning.run_retention_days.get_or_insert(7);
     progress(format_args!("starting the server with retention"));
     let t0 = Instant::now();
     let server = InProcessServer::start(&db.url, tuning)?;
@@ -105,6 +107,7 @@ pub async fn run(args: &RetentionArgs, db: &Database, mut tuning: ServerTuning) 
     report::facts(
         &format!("Retention over {} old runs (one receipt each)", args.runs),
         &[
+            ("WAKEPLANE_RUN_RETENTION_DAYS".into(), days.to_string()),
             ("runs deleted".into(), deleted.to_string()),
             ("time from server start".into(), report::secs(took)),
             (
