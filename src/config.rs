@@ -32,9 +32,18 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub api_tokens: Option<String>,
     pub log_format: LogFormat,
+    /// `WAKEPLANE_RUN_RETENTION_DAYS`: ended runs older than this are deleted (None:
+    /// kept forever).
+    pub run_retention: Option<Duration>,
+    /// `WAKEPLANE_RUN_RETENTION_INTERVAL_SECONDS`: how often retention looks for work once
+    /// a backlog is gone.
+    pub run_retention_interval: Duration,
     /// What shell and HTTP targets may do (README, "Security").
     pub targets: TargetSettings,
 }
+
+/// The longest retention accepted (100 years).
+const MAX_RETENTION_DAYS: u64 = 36_500;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {message}")]
@@ -116,6 +125,29 @@ impl Config {
             )?),
             api_tokens: secret(&get, "WAKEPLANE_API_TOKENS", "WAKEPLANE_API_TOKENS_FILE")?,
             log_format,
+            run_retention: match nonempty("WAKEPLANE_RUN_RETENTION_DAYS") {
+                None => None,
+                Some(v) => match v.parse::<u64>() {
+                    Ok(days) if (1..=MAX_RETENTION_DAYS).contains(&days) => {
+                        Some(Duration::from_secs(days * 86_400))
+                    }
+                    _ => {
+                        return Err(ConfigError {
+                            var: "WAKEPLANE_RUN_RETENTION_DAYS",
+                            message: format!(
+                                "must be a whole number of days from 1 to {MAX_RETENTION_DAYS} \
+                                 (got {v:?}); leave it unset to keep runs forever"
+                            ),
+                        })
+                    }
+                },
+            },
+            run_retention_interval: Duration::from_secs(number(
+                "WAKEPLANE_RUN_RETENTION_INTERVAL_SECONDS",
+                60,
+                1,
+                86_400,
+            )?),
             targets,
         })
     }
@@ -243,6 +275,23 @@ mod tests {
         ] {
             assert_eq!(cfg(&[(var, value)]).unwrap_err().var, var, "{var}={value}");
         }
+    }
+
+    #[test]
+    fn retention_is_off_unless_set_and_checked() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.run_retention, None);
+        assert_eq!(c.run_retention_interval, Duration::from_secs(60));
+        let c = cfg(&[("WAKEPLANE_RUN_RETENTION_DAYS", "30")]).unwrap();
+        assert_eq!(c.run_retention, Some(Duration::from_secs(30 * 86_400)));
+        for bad in ["0", "-1", "1.5", "30d", "36501"] {
+            let e = cfg(&[("WAKEPLANE_RUN_RETENTION_DAYS", bad)]).unwrap_err();
+            assert_eq!(e.var, "WAKEPLANE_RUN_RETENTION_DAYS");
+            assert!(e.message.contains("whole number of days"), "{e}");
+            assert!(e.message.contains(bad), "{e}");
+        }
+        let e = cfg(&[("WAKEPLANE_RUN_RETENTION_INTERVAL_SECONDS", "0")]).unwrap_err();
+        assert_eq!(e.var, "WAKEPLANE_RUN_RETENTION_INTERVAL_SECONDS");
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub struct Metrics {
     pub owned_schedules: IntGauge,
     pub ownership_handovers_total: IntCounter,
     pub materialise_conflicts_total: IntCounter,
+    /// Runs deleted by ledger retention (`WAKEPLANE_RUN_RETENTION_DAYS`) on this node.
+    pub runs_retention_deleted_total: IntCounter,
+    /// Receipts deleted with them.
+    pub receipts_retention_deleted_total: IntCounter,
 }
 
 impl Metrics {
@@ -102,6 +106,16 @@ impl Metrics {
             "Timer wake-ups whose occurrence was already materialised (a doubled timer).",
         )
         .unwrap_or_else(|e| panic!("metric materialise_conflicts_total: {e}"));
+        let runs_retention_deleted_total = IntCounter::new(
+            "runs_retention_deleted_total",
+            "Ended runs deleted by ledger retention on this node.",
+        )
+        .unwrap_or_else(|e| panic!("metric runs_retention_deleted_total: {e}"));
+        let receipts_retention_deleted_total = IntCounter::new(
+            "receipts_retention_deleted_total",
+            "Execution receipts deleted with them.",
+        )
+        .unwrap_or_else(|e| panic!("metric receipts_retention_deleted_total: {e}"));
         // Every executor's series exist from the start, so a fresh server's scrape already
         // carries each family (a vector with no series prints no HELP/TYPE at all).
         for executor in ["http", "shell", "workflow"] {
@@ -119,6 +133,8 @@ impl Metrics {
             Box::new(cluster_nodes.clone()),
             Box::new(ownership_handovers_total.clone()),
             Box::new(materialise_conflicts_total.clone()),
+            Box::new(runs_retention_deleted_total.clone()),
+            Box::new(receipts_retention_deleted_total.clone()),
         ] {
             registry
                 .register(c)
@@ -169,6 +185,8 @@ impl Metrics {
             cluster_nodes,
             ownership_handovers_total,
             materialise_conflicts_total,
+            runs_retention_deleted_total,
+            receipts_retention_deleted_total,
             registry,
         }
     }

@@ -12,6 +12,7 @@ use actix_web::{middleware, web, App, HttpServer};
 
 use tracing_actix_web::TracingLogger;
 
+use crate::actors::retention::RetentionSettings;
 use crate::actors::{Scheduler, SchedulerConfig};
 use crate::api::auth::{self, Auth, Tokens};
 use crate::api::{self, AppState};
@@ -121,6 +122,10 @@ impl Application {
                     .clone()
                     .unwrap_or_else(|| advertised(local)),
                 targets: targets.clone(),
+                retention: config.run_retention.map(|keep| RetentionSettings {
+                    keep,
+                    interval: config.run_retention_interval,
+                }),
             },
             store.clone(),
             workflows,

@@ -3,6 +3,8 @@
 //! the actors as they change so that reading it never asks 100,000 actors anything.
 //!
 //! Shared behind a mutex; actors write on state changes, `/v1/status` and metrics read.
+//! Each actor also publishes its live view here (queues, last fire, last error), so that
+//! `GET /v1/schedules/{id}` reads it without a message to a possibly busy actor.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -10,7 +12,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::schedule::ActorState;
+use super::schedule::{ActorSnapshot, ActorState};
 use crate::domain::RunStatus;
 use crate::metrics::Metrics;
 
@@ -39,6 +41,21 @@ struct Entry {
     failures_in_a_row: u32,
     dead_letters: u32,
     restarts: u32,
+    /// None until the actor has read its schedule and published (a view of an actor still
+    /// loading would show nothing true).
+    live: Option<Box<Live>>,
+}
+
+/// What an actor last published about itself beyond its state (see
+/// [`HealthBoard::publish`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Live {
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub active_runs: u32,
+    pub queued_runs: u32,
+    pub last_fire_at: Option<DateTime<Utc>>,
+    pub last_fire_lag_ms: Option<f64>,
+    pub last_error: Option<Box<str>>,
 }
 
 impl Entry {
@@ -189,6 +206,7 @@ impl HealthBoard {
                 failures_in_a_row: 0,
                 dead_letters: 0,
                 restarts,
+                live: None,
             });
             if entry.name != name {
                 entry.name = name.to_string();
@@ -238,6 +256,42 @@ impl HealthBoard {
     /// Counts wake-ups' occurrences found already materialised (a doubled timer).
     pub fn record_conflicts(&self, n: usize) {
         self.metrics.materialise_conflicts_total.inc_by(n as u64);
+    }
+
+    /// Records what actor `id` shows of itself now (an actor calls it whenever its queues,
+    /// last fire or last error may have changed). Ignored for an unknown id.
+    pub fn publish(&self, id: &str, live: Live) {
+        self.with(|b| {
+            if let Some(e) = b.entries.get_mut(id) {
+                match &mut e.live {
+                    Some(old) if **old == live => {}
+                    Some(old) => **old = live,
+                    None => e.live = Some(Box::new(live)),
+                }
+            }
+        });
+    }
+
+    /// The actor block of `GET /v1/schedules/{id}` as last published; `None` when no actor
+    /// runs the schedule on this node, or it has not read its schedule yet.
+    pub fn actor_view(&self, id: &str, now: DateTime<Utc>) -> Option<ActorSnapshot> {
+        self.with(|b| {
+            let e = b.entries.get(id)?;
+            let live = e.live.as_deref()?;
+            let next = live
+                .next_run_at
+                .filter(|_| e.state == ActorState::Armed || e.state == ActorState::Firing);
+            Some(ActorSnapshot {
+                state: e.state.as_str(),
+                next_fire_in_ms: next.map(|n| (n - now).num_milliseconds().max(0)),
+                active_runs: live.active_runs as usize,
+                queued_runs: live.queued_runs as usize,
+                last_fire_at: live.last_fire_at,
+                last_fire_lag_ms: live.last_fire_lag_ms,
+                restarts: e.restarts,
+                last_error: live.last_error.as_deref().map(str::to_string),
+            })
+        })
     }
 
     pub fn record_fire_lag(&self, lag_ms: f64) {
@@ -410,5 +464,50 @@ mod tests {
         board.remove("sch_c");
         board.set_state("sch_a", "sch_a", ActorState::Armed, None, 1);
         assert!(unhealthy_ids(&board).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+
+    #[test]
+    fn the_actor_view_is_what_was_last_published() {
+        let board = HealthBoard::new(Metrics::new());
+        let now = Utc::now();
+        assert!(board.actor_view("sch_a", now).is_none(), "no actor yet");
+        // Published before the actor registered: ignored.
+        board.publish("sch_a", Live::default());
+        assert!(board.actor_view("sch_a", now).is_none());
+        let next = now + Duration::seconds(30);
+        board.set_state("sch_a", "a", ActorState::Armed, Some(next), 2);
+        assert!(
+            board.actor_view("sch_a", now).is_none(),
+            "registered but not loaded yet: no view"
+        );
+        board.publish(
+            "sch_a",
+            Live {
+                next_run_at: Some(next),
+                active_runs: 1,
+                queued_runs: 3,
+                last_fire_at: Some(now),
+                last_fire_lag_ms: Some(1.5),
+                last_error: Some("run r ended failed".into()),
+            },
+        );
+        let v = board.actor_view("sch_a", now).expect("a view");
+        assert_eq!(v.state, "armed");
+        assert_eq!(v.next_fire_in_ms, Some(30_000));
+        assert_eq!((v.active_runs, v.queued_runs, v.restarts), (1, 3, 2));
+        assert_eq!(v.last_fire_at, Some(now));
+        assert_eq!(v.last_fire_lag_ms, Some(1.5));
+        assert_eq!(v.last_error.as_deref(), Some("run r ended failed"));
+        // Paused: no next fire shown; the rest stays until the actor publishes again.
+        board.set_state("sch_a", "a", ActorState::Paused, None, 2);
+        let v = board.actor_view("sch_a", now).expect("a view");
+        assert_eq!((v.state, v.next_fire_in_ms), ("paused", None));
+        board.remove("sch_a");
+        assert!(board.actor_view("sch_a", now).is_none(), "deleted");
     }
 }

@@ -13,6 +13,8 @@
 //! - `Listener` (one OS thread, not an actor): LISTENs on `wakeplane_commands` and hands
 //!   notifications (a schedule changed through another node, partitions handed back) to
 //!   the Supervisor.
+//! - `RetentionSweeper` (one, system arbiter, only with `WAKEPLANE_RUN_RETENTION_DAYS`):
+//!   deletes old ended runs in small batches, one node at a time.
 //!
 //! Nodes share the schedules by partition (`supervisor::ownership`): each node runs only
 //! the actors of the partitions it holds; executor pools claim any node's runs.
@@ -28,6 +30,7 @@ pub mod materialiser;
 pub mod messages;
 pub mod reaper;
 pub mod remote;
+pub mod retention;
 pub mod schedule;
 pub mod supervisor;
 
@@ -47,6 +50,7 @@ use executor::{ExecutorDeps, ExecutorPool};
 use listener::Listener;
 use messages::{Drain, StopFiring};
 use reaper::LeaseReaper;
+use retention::{RetentionSettings, RetentionSweeper, StopSweeper};
 use supervisor::Supervisor;
 
 /// What the scheduler needs from the configuration.
@@ -61,6 +65,8 @@ pub struct SchedulerConfig {
     pub advertise_addr: String,
     /// What the executors let targets do (resolved at start-up).
     pub targets: crate::security::TargetPolicy,
+    /// Ledger retention (None: runs are kept forever).
+    pub retention: Option<RetentionSettings>,
 }
 
 /// A running scheduler. Cheap to clone. Its actors are private: commands reach them only
@@ -70,6 +76,7 @@ pub struct Scheduler {
     supervisor: Addr<Supervisor>,
     pool: Addr<ExecutorPool>,
     reaper: Addr<LeaseReaper>,
+    retention: Option<Addr<RetentionSweeper>>,
     board: Arc<HealthBoard>,
     config: SchedulerConfig,
     listener: Arc<Listener>,
@@ -203,6 +210,9 @@ impl Scheduler {
         )
         .start();
         let listener = Arc::new(Listener::start(store.clone(), supervisor.clone()));
+        let retention = config.retention.map(|settings| {
+            RetentionSweeper::new(store.clone(), board.metrics().clone(), settings).start()
+        });
         let reaper = LeaseReaper {
             store,
             supervisor: supervisor.clone(),
@@ -212,6 +222,7 @@ impl Scheduler {
             supervisor,
             pool,
             reaper,
+            retention,
             board,
             config,
             listener,
@@ -253,6 +264,9 @@ impl Scheduler {
         let _ = self.pool.send(Drain { timeout: drain }).await;
         let _ = self.reaper.send(StopReaper).await;
         self.listener.stop();
+        if let Some(retention) = &self.retention {
+            let _ = retention.send(StopSweeper).await;
+        }
         tracing::info!("scheduler stopped");
     }
 }

@@ -1,7 +1,8 @@
 //! Provides the `LeaseReaper`: every second it recovers runs whose lease expired (a dead
 //! node, a crash) by SEMANTICS.md's rules, and tells the owning schedule actors to reload.
 //!
-//! The only periodic scan in the system: a dead node cannot announce its expired lease.
+//! The only periodic scan for work (ledger retention is the other timer-driven job): a dead
+//! node cannot announce its expired lease.
 
 use std::time::Duration;
 

@@ -14,7 +14,7 @@ use actix::prelude::*;
 use chrono::{DateTime, SubsecRound, Utc};
 
 use super::executor::ExecutorPool;
-use super::health::HealthBoard;
+use super::health::{HealthBoard, Live};
 use super::materialiser::{MaterialiseDue, Materialiser};
 use super::messages::{
     BackfillWindow, Backfilled, CancelRun, CommandError, Delete, Disown, Execute, Patch, Pause,
@@ -195,6 +195,27 @@ impl ScheduleActor {
         self.deps
             .board
             .set_state(&self.id, name, state, next, self.restarts);
+        self.publish();
+    }
+
+    /// Tells the health board what `GET /v1/schedules/{id}` shows of this actor. Called
+    /// wherever the queues, the last fire or the last error may have changed.
+    fn publish(&self) {
+        if self.record.is_none() {
+            return; // still loading: there is nothing true to show yet
+        }
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.deps.board.publish(
+            &self.id,
+            Live {
+                next_run_at: self.record.as_ref().and_then(|r| r.next_run_at),
+                active_runs: count(self.active.len()),
+                queued_runs: count(self.waiting.len() + self.retry_timers.len()),
+                last_fire_at: self.last_fire_at,
+                last_fire_lag_ms: self.last_fire_lag_ms,
+                last_error: self.last_error.as_deref().map(Box::from),
+            },
+        );
     }
 
     /// The wait before retrying after database trouble ([`DB_BACKOFF`]).
@@ -273,6 +294,7 @@ impl ScheduleActor {
                 let delay = self.db_backoff();
                 tracing::warn!(%cause, retry_in_ms = delay.as_millis() as u64, "database unavailable");
                 self.last_error = Some(format!("database unavailable: {cause}"));
+                self.publish();
                 self.set_timer(ctx, delay, again);
             }
             other => {
@@ -462,8 +484,13 @@ impl ScheduleActor {
         self.retry_timers.insert(run_id, handle);
     }
 
-    /// Applies the overlap policy and hands runs to the pool.
+    /// Applies the overlap policy and hands runs to the pool, then publishes the result.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        self.dispatch_waiting(ctx);
+        self.publish();
+    }
+
+    fn dispatch_waiting(&mut self, ctx: &mut Context<Self>) {
         if self.capacity_retry.is_some() || !self.firing_allowed && self.waiting.is_empty() {
             return;
         }
@@ -510,6 +537,7 @@ impl ScheduleActor {
     fn skip(&mut self, ids: Vec<String>, ctx: &mut Context<Self>) {
         let Some(record) = &self.record else { return };
         self.waiting.retain(|(_, id)| !ids.contains(id));
+        self.publish();
         let reason = format!(
             "skipped: a newer run became due (overlap policy {})",
             record.policy.overlap
@@ -821,6 +849,7 @@ impl Handler<StopFiring> for ScheduleActor {
         for (_, t) in self.retry_timers.drain() {
             ctx.cancel_future(t);
         }
+        self.publish();
     }
 }
 

@@ -302,7 +302,12 @@ impl Handler<CreateSchedule> for Supervisor {
             tracing::info!(schedule_id = %record.id, "schedule created");
             act.remember(&record);
             if act.cluster.owns(&record.id) {
-                act.spawn_actor(record.id.clone(), ctx);
+                // A new schedule has no runs: its actor starts from the record, without a read.
+                let loaded = Loaded {
+                    record: record.clone(),
+                    runs: Vec::new(),
+                };
+                act.start_actor(record.id.clone(), Some(loaded), ctx);
             } else {
                 act.notify_owner(record.id.clone(), ctx);
             }

@@ -27,9 +27,6 @@ use crate::store::{runs, schedules, stats, StoreError};
 /// The fields of a schedule body that are objects.
 const BODY_OBJECTS: &[&str] = &["schedule", "target", "policy", "retry"];
 
-/// How long `GET /v1/schedules/{id}` waits for the actor's live view.
-const INSPECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         match e {
@@ -177,12 +174,12 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = schedule_id(path)?;
     let lookup = id.clone();
+    // The row with its counters in one round trip; the actor block as the actor last
+    // published it on the health board, so a read never waits behind an actor busy in a
+    // transaction (or behind the Supervisor's mailbox).
     let (record, stats) = state
         .store
-        .run(move |conn| {
-            let record = schedules::find(conn, &lookup)?;
-            Ok::<_, StoreError>((record, stats::one(conn, &lookup)?))
-        })
+        .run(move |conn| stats::schedule_with_stats(conn, &lookup))
         .await
         .map_err(CommandError::from)?;
     let mut view = ScheduleView::from(&record);
@@ -193,13 +190,11 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// The live view of schedule `id`'s actor. An actor busy in a slow transaction must not
-/// stall a read: after [`INSPECT_TIMEOUT`] this is `None`.
+/// The live view of schedule `id`'s actor, as the actor last published it on the health
+/// board (no message to the actor, so a busy one never stalls a read); `None` when no
+/// actor runs it on this node.
 pub async fn actor_of(state: &AppState, id: String) -> Option<ActorSnapshot> {
-    tokio::time::timeout(INSPECT_TIMEOUT, state.commands.inspect(id))
-        .await
-        .ok()
-        .flatten()
+    state.scheduler.board().actor_view(&id, chrono::Utc::now())
 }
 
 #[utoipa::path(put, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")), request_body = ScheduleBody,

@@ -419,6 +419,7 @@ pub fn finish(
         let policies = retry_policies_of(conn, &schedule_ids)?;
         let released: Vec<String> = runs.keys().cloned().collect();
         let mut stats = StatsDelta::default();
+        let mut outcomes = Outcomes::default();
         let mut out = Vec::with_capacity(items.len());
         for (id, completion) in items {
             let Some(run) = runs.remove(&id) else {
@@ -429,8 +430,17 @@ pub fn finish(
                 .get(&run.schedule_id)
                 .cloned()
                 .ok_or(StoreError::NotFound)?;
-            out.push(end_run(conn, &run, completion, policy, now, &mut stats)?);
+            out.push(end_run(
+                conn,
+                &run,
+                completion,
+                policy,
+                now,
+                &mut outcomes,
+                &mut stats,
+            )?);
         }
+        outcomes.write(conn, now)?;
         diesel::delete(worker_leases::table.filter(worker_leases::run_id.eq_any(&released)))
             .execute(conn)?;
         stats.apply(conn)?;
@@ -479,12 +489,65 @@ fn retry_policy_of(conn: &mut PgConnection, schedule_id: &str) -> Result<RetryPo
 
 /// Writes the terminal state of `run` plus its retry row or dead letter, and counts it in
 /// `stats` (which the caller applies last). Part of a caller's transaction.
+/// The outcomes of a batch of ended runs and their receipts, written set-based by
+/// [`Outcomes::write`]: one `UPDATE … FROM unnest(…)` for every run, one multi-row insert
+/// for every receipt, however many runs the batch holds.
+#[derive(Default)]
+struct Outcomes {
+    ids: Vec<String>,
+    statuses: Vec<&'static str>,
+    http_status_codes: Vec<Option<i32>>,
+    exit_codes: Vec<Option<i32>>,
+    results: Vec<Option<serde_json::Value>>,
+    errors: Vec<Option<String>>,
+    receipts: Vec<ReceiptRow>,
+}
+
+impl Outcomes {
+    fn push(&mut self, run_id: &str, status: RunStatus, c: Completion) {
+        self.ids.push(run_id.to_string());
+        self.statuses.push(status.as_str());
+        self.http_status_codes.push(c.http_status_code);
+        self.exit_codes.push(c.exit_code);
+        self.results.push(c.result_json);
+        self.errors.push(c.error_text);
+        self.receipts.extend(c.receipts);
+    }
+
+    /// Writes every outcome (status, finish time, results; the claim's expiry cleared)
+    /// and every receipt. Part of the caller's transaction.
+    fn write(self, conn: &mut PgConnection, now: DateTime<Utc>) -> Result<(), StoreError> {
+        use diesel::sql_types::{Array, Int4, Jsonb, Nullable, Text, Timestamptz};
+        if !self.ids.is_empty() {
+            diesel::sql_query(
+                "UPDATE schedule_runs AS r SET status = u.status, finished_at = $7, \
+                 http_status_code = u.http_status_code, exit_code = u.exit_code, \
+                 result_json = u.result_json, error_text = u.error_text, \
+                 claim_expires_at = NULL, updated_at = $7 \
+                 FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::jsonb[], \
+                 $6::text[]) AS u(id, status, http_status_code, exit_code, result_json, \
+                 error_text) WHERE r.id = u.id",
+            )
+            .bind::<Array<Text>, _>(&self.ids)
+            .bind::<Array<Text>, _>(&self.statuses)
+            .bind::<Array<Nullable<Int4>>, _>(&self.http_status_codes)
+            .bind::<Array<Nullable<Int4>>, _>(&self.exit_codes)
+            .bind::<Array<Nullable<Jsonb>>, _>(&self.results)
+            .bind::<Array<Nullable<Text>>, _>(&self.errors)
+            .bind::<Timestamptz, _>(now)
+            .execute(conn)?;
+        }
+        runs::insert_receipts(conn, &self.receipts)
+    }
+}
+
 fn end_run(
     conn: &mut PgConnection,
     run: &RunRow,
     c: Completion,
     retry: RetryPolicy,
     now: DateTime<Utc>,
+    outcomes: &mut Outcomes,
     stats: &mut StatsDelta,
 ) -> Result<Finished, StoreError> {
     let c = c.storable();
@@ -535,19 +598,7 @@ fn end_run(
             }
         }
     }
-    diesel::update(schedule_runs::table.find(&run.id))
-        .set((
-            schedule_runs::status.eq(status),
-            schedule_runs::finished_at.eq(now),
-            schedule_runs::http_status_code.eq(c.http_status_code),
-            schedule_runs::exit_code.eq(c.exit_code),
-            schedule_runs::result_json.eq(c.result_json),
-            schedule_runs::error_text.eq(c.error_text),
-            schedule_runs::claim_expires_at.eq(None::<DateTime<Utc>>),
-            schedule_runs::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    runs::insert_receipts(conn, &c.receipts)?;
+    outcomes.push(&run.id, status, c);
     stats.ended(run, status, now);
     Ok(Finished::Recorded {
         status,
@@ -593,6 +644,7 @@ pub fn recover_expired(
                 .load(conn)?;
             let mut recovered = Vec::new();
             let mut stats = StatsDelta::default();
+            let mut outcomes = Outcomes::default();
             for lease in &leases {
                 let run: Option<RunRow> = schedule_runs::table
                     .find(&lease.run_id)
@@ -628,8 +680,16 @@ pub fn recover_expired(
                             error_text: Some(LEASE_EXPIRED.to_string()),
                             receipts: Vec::new(),
                         };
-                        let status = match end_run(conn, &run, completion, retry, now, &mut stats)?
-                        {
+                        let ended = end_run(
+                            conn,
+                            &run,
+                            completion,
+                            retry,
+                            now,
+                            &mut outcomes,
+                            &mut stats,
+                        )?;
+                        let status = match ended {
                             Finished::Recorded { status, .. } => status,
                             Finished::Lost => RunStatus::Failed,
                         };
@@ -642,6 +702,7 @@ pub fn recover_expired(
                     _ => {}
                 }
             }
+            outcomes.write(conn, now)?;
             stats.apply(conn)?;
             Ok::<_, StoreError>((leases.len(), recovered))
         })?;

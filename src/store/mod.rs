@@ -12,6 +12,7 @@ pub mod leases;
 pub mod nodes;
 pub mod paging;
 pub mod partitions;
+pub mod retention;
 pub mod runs;
 pub mod schedules;
 pub mod schema;

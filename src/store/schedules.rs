@@ -187,15 +187,39 @@ fn name_taken(record: &ScheduleRecord) -> impl FnOnce(diesel::result::Error) -> 
 
 /// Inserts a new schedule; a taken name is `NameTaken`.
 pub fn insert(conn: &mut PgConnection, record: &ScheduleRecord) -> Result<(), StoreError> {
-    diesel::insert_into(schedules::table)
-        .values(record.to_row())
-        .execute(conn)
-        .map_err(name_taken(record))?;
     // Its stats row exists from the start, so ending a run only ever updates it (an
     // insert's foreign-key check would lock the schedule row and could deadlock a DELETE).
-    super::stats::create_row(conn, &record.id)?;
+    // Both rows go in one statement: one round trip, one commit.
+    WithStatsRow(diesel::insert_into(schedules::table).values(record.to_row()))
+        .execute(conn)
+        .map_err(name_taken(record))?;
     Ok(())
 }
+
+/// `WITH s AS (<insert into schedules> RETURNING id) INSERT INTO schedule_stats
+/// (schedule_id) SELECT id FROM s`: a schedule and its zero counters in one statement.
+struct WithStatsRow<I>(I);
+
+impl<I: diesel::query_builder::QueryFragment<Pg>> diesel::query_builder::QueryFragment<Pg>
+    for WithStatsRow<I>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql("WITH s AS (");
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(" RETURNING id) INSERT INTO schedule_stats (schedule_id) SELECT id FROM s");
+        Ok(())
+    }
+}
+
+impl<I> diesel::query_builder::QueryId for WithStatsRow<I> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<I> RunQueryDsl<PgConnection> for WithStatsRow<I> {}
 
 /// Writes every column of `record` over the stored row; a taken name is `NameTaken`.
 pub fn update(conn: &mut PgConnection, record: &ScheduleRecord) -> Result<(), StoreError> {

@@ -137,15 +137,6 @@ impl StatsDelta {
     }
 }
 
-/// A new schedule's zero counters (part of the create's transaction).
-pub fn create_row(conn: &mut PgConnection, schedule_id: &str) -> Result<(), StoreError> {
-    diesel::insert_into(schedule_stats::table)
-        .values(schedule_stats::schedule_id.eq(schedule_id))
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    Ok(())
-}
-
 /// The counters of `schedule_ids` (a schedule without a row has zeros).
 pub fn of(
     conn: &mut PgConnection,
@@ -171,6 +162,25 @@ pub fn one(conn: &mut PgConnection, schedule_id: &str) -> Result<StatsRow, Store
             schedule_id: schedule_id.to_string(),
             ..Default::default()
         }))
+}
+
+/// A schedule and its counters in one query (one round trip: `GET /v1/schedules/{id}`).
+pub fn schedule_with_stats(
+    conn: &mut PgConnection,
+    schedule_id: &str,
+) -> Result<(super::schedules::ScheduleRecord, StatsRow), StoreError> {
+    use super::schedules::ScheduleRow;
+    use super::schema::schedules;
+    let (row, stats): (ScheduleRow, Option<StatsRow>) = schedules::table
+        .left_join(schedule_stats::table)
+        .filter(schedules::id.eq(schedule_id))
+        .select((ScheduleRow::as_select(), Option::<StatsRow>::as_select()))
+        .first(conn)?;
+    let stats = stats.unwrap_or_else(|| StatsRow {
+        schedule_id: schedule_id.to_string(),
+        ..Default::default()
+    });
+    Ok((row.try_into()?, stats))
 }
 
 /// Run counts by status, plus the number of dead-letter rows, without a scan of the

@@ -7,6 +7,7 @@ mod helpers;
 mod labels;
 mod openapi;
 mod operator;
+mod retention;
 mod runs;
 mod schedules;
 mod security;

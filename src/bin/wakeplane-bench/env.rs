@@ -21,6 +21,8 @@ use wakeplane::store::{self, Store};
 pub struct ServerTuning {
     pub workers: Option<usize>,
     pub db_pool_size: Option<u32>,
+    /// Server WAKEPLANE_RUN_RETENTION_DAYS (in-process server only).
+    pub run_retention_days: Option<u64>,
 }
 
 /// The benchmark's private PostgreSQL and its migrated `bench` database.
@@ -68,6 +70,69 @@ impl Database {
             durable_dir,
             url,
         })
+    }
+
+    /// Loads `pg_stat_statements` (a setting the postmaster reads at start: restarts the
+    /// cluster) and creates the extension in the bench database, for [`Self::statements`].
+    pub fn enable_statement_stats(&mut self) -> Result<()> {
+        use diesel::connection::SimpleConnection;
+        let cluster = self.cluster.as_mut().ok_or_else(|| anyhow!("no cluster"))?;
+        PgConnection::establish(&cluster.url("postgres"))?
+            .batch_execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")?;
+        cluster.stop().context("stopping PostgreSQL")?;
+        cluster.restart().context("starting PostgreSQL again")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match PgConnection::establish(&self.url) {
+                Ok(mut c) => {
+                    c.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
+                    return Ok(());
+                }
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                Err(e) => return Err(e).context("reconnecting after the restart"),
+            }
+        }
+    }
+
+    /// The `limit` statements with the most total execution time (pg_stat_statements):
+    /// calls, total ms, mean ms, rows, and the statement's text (shortened).
+    pub fn statements(&self, limit: usize) -> Result<Vec<Vec<String>>> {
+        #[derive(diesel::QueryableByName)]
+        struct S {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            calls: i64,
+            #[diesel(sql_type = diesel::sql_types::Double)]
+            total: f64,
+            #[diesel(sql_type = diesel::sql_types::Double)]
+            mean: f64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            rows: i64,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            query: String,
+        }
+        let rows: Vec<S> = diesel::sql_query(format!(
+            "SELECT calls, total_exec_time AS total, mean_exec_time AS mean, rows, query
+             FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'bench')
+             ORDER BY total_exec_time DESC LIMIT {limit}"
+        ))
+        .load(&mut self.connect()?)?;
+        Ok(rows
+            .into_iter()
+            .map(|s| {
+                let q: String = s.query.split_whitespace().collect::<Vec<_>>().join(" ");
+                let q: String = q.chars().take(110).collect();
+                vec![
+                    s.calls.to_string(),
+                    format!("{:.0}", s.total),
+                    format!("{:.3}", s.mean),
+                    s.rows.to_string(),
+                    q,
+                ]
+            })
+            .collect())
     }
 
     /// A fresh connection for the benchmark's own reads.
@@ -132,6 +197,9 @@ impl InProcessServer {
         }
         if let Some(p) = tuning.db_pool_size {
             config.db_pool_size = p;
+        }
+        if let Some(days) = tuning.run_retention_days {
+            config.run_retention = Some(Duration::from_secs(days * 86_400));
         }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<u16, String>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -491,6 +559,19 @@ impl Api {
         Self::reply(r).await
     }
 
+    /// DELETE `path`: its status.
+    pub async fn delete(&self, path: &str) -> Result<u16> {
+        let r = self
+            .client
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("DELETE {path}"))?;
+        let status = r.status().as_u16();
+        let _ = r.bytes().await;
+        Ok(status)
+    }
+
     /// Creates `n` schedules, `concurrency` requests in flight, with `body(i)`; returns their
     /// ids in creation order of `i` and the wall time it took. Stops at the first refusal.
     pub async fn create_schedules(
@@ -607,4 +688,96 @@ pub fn machine_facts(db: &Database) -> Vec<(String, String)> {
             format!("{}, {}", db.server_version(), db.durability()),
         ),
     ]
+}
+
+/// CPU time (user + system) of the threads of this process grouped by thread name, and of
+/// this benchmark's PostgreSQL (postmaster and its children): where a phase's CPU went,
+/// whatever else the machine is doing at the time.
+#[derive(Debug, Clone, Default)]
+pub struct CpuSplit {
+    pub groups: std::collections::BTreeMap<String, Duration>,
+}
+
+/// The group of an in-process server thread, by its (15-character) kernel name.
+fn thread_group(comm: &str) -> &'static str {
+    if comm.starts_with("wakeplane-serve") {
+        "server: system arbiter (supervisor, schedule actors, materialiser)"
+    } else if comm.starts_with("actix-rt") {
+        "server: HTTP workers and executor arbiter"
+    } else if comm.starts_with("tokio-rt-worker") {
+        "server: blocking pool (diesel calls, Store::run)"
+    } else {
+        "load generator (client, this process's other threads)"
+    }
+}
+
+/// utime + stime of a /proc stat line, and its comm and ppid.
+fn stat_of(path: &str) -> Option<(String, u32, Duration)> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let open = stat.find('(')?;
+    let (comm, after) = stat[open + 1..].rsplit_once(')')?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let n = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let ticks = n(11)? + n(12)?;
+    Some((
+        comm.to_string(),
+        n(1)? as u32,
+        Duration::from_millis(ticks * 1000 / hz),
+    ))
+}
+
+impl CpuSplit {
+    pub fn sample(db: &Database) -> CpuSplit {
+        let mut groups = std::collections::BTreeMap::new();
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+            for t in tasks.flatten() {
+                let path = format!("{}/stat", t.path().display());
+                if let Some((comm, _, cpu)) = stat_of(&path) {
+                    *groups
+                        .entry(thread_group(&comm).to_string())
+                        .or_insert(Duration::ZERO) += cpu;
+                }
+            }
+        }
+        let postmaster = db.cluster.as_ref().and_then(|c| {
+            std::fs::read_to_string(c.data_dir().join("pgdata").join("postmaster.pid"))
+                .ok()
+                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+        });
+        if let (Some(pm), Ok(procs)) = (postmaster, std::fs::read_dir("/proc")) {
+            let mut pg = Duration::ZERO;
+            for p in procs.flatten() {
+                let name = p.file_name();
+                let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                    continue;
+                };
+                if let Some((_, ppid, cpu)) = stat_of(&format!("/proc/{pid}/stat")) {
+                    if pid == pm || ppid == pm {
+                        pg += cpu;
+                    }
+                }
+            }
+            groups.insert("PostgreSQL (postmaster and backends)".into(), pg);
+        }
+        CpuSplit { groups }
+    }
+
+    /// CPU used since `earlier`, per group, in ms per `n` requests.
+    pub fn per_request(&self, earlier: &CpuSplit, n: usize) -> Vec<(String, String)> {
+        let mut total = 0.0;
+        let mut out: Vec<(String, String)> = self
+            .groups
+            .iter()
+            .map(|(k, v)| {
+                let before = earlier.groups.get(k).copied().unwrap_or_default();
+                let ms = v.saturating_sub(before).as_secs_f64() * 1000.0 / n.max(1) as f64;
+                total += ms;
+                (k.clone(), format!("{ms:.3} ms"))
+            })
+            .collect();
+        out.push(("total CPU per request".into(), format!("{total:.3} ms")));
+        out
+    }
 }

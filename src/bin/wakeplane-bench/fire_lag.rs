@@ -37,6 +37,10 @@ pub struct FireLagArgs {
     /// Create requests in flight.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Seed this many ended runs (30 days old, one receipt each) before the server starts,
+    /// e.g. with `--retention-days 7` to measure fire lag while retention deletes them.
+    #[arg(long, default_value_t = 0)]
+    pub old_runs: usize,
     /// Longest wait for the window's runs to finish after it closes, in seconds.
     #[arg(long, default_value_t = 120)]
     pub drain_timeout: u64,
@@ -63,6 +67,9 @@ pub async fn run(args: &FireLagArgs, db: &Database, tuning: ServerTuning) -> Res
         args.start_delay
             .unwrap_or(10 + (n as u64 * 4).div_ceil(1000)),
     );
+    if args.old_runs > 0 {
+        crate::retention::seed_old_runs(db, args.old_runs)?;
+    }
     let server = InProcessServer::start(&db.url, tuning)?;
     let api = Api::new(&server.base)?;
 
@@ -117,6 +124,13 @@ pub async fn run(args: &FireLagArgs, db: &Database, tuning: ServerTuning) -> Res
     let wait = (end_at - Utc::now()).to_std().unwrap_or_default();
     tokio::time::sleep(wait).await;
     let drained = drain(db, window_start, end_at, args.drain_timeout).await?;
+    if args.old_runs > 0 {
+        let deleted = crate::retention::deleted_so_far(&api).await?;
+        progress(format_args!(
+            "retention deleted {deleted} of {} old runs by the end of the window",
+            args.old_runs
+        ));
+    }
     server.stop();
 
     let mut conn = db.connect()?;

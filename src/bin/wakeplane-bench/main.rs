@@ -11,17 +11,23 @@
 //! cargo run --release --bin wakeplane-bench -- memory --schedules 100000
 //! cargo run --release --bin wakeplane-bench -- boot --schedules 100000
 //! cargo run --release --bin wakeplane-bench -- cluster --schedules 3000 --commands 200
+//! cargo run --release --bin wakeplane-bench -- crud --schedules 5000
+//! cargo run --release --bin wakeplane-bench -- retention --runs 1000000
+//! cargo run --release --bin wakeplane-bench -- --retention-days 7 fire-lag --schedules 1000 \
+//!     --every-seconds 10 --old-runs 1000000
 //! ```
 //!
 //! See benches/README.md for what each scenario measures and recorded numbers.
 
 mod boot;
 mod cluster;
+mod crud;
 mod env;
 mod fire_lag;
 mod memory;
 mod reads;
 mod report;
+mod retention;
 mod throughput;
 
 use std::process::ExitCode;
@@ -43,6 +49,12 @@ struct Cli {
     /// Server WAKEPLANE_DB_POOL_SIZE (default: the server's default).
     #[arg(long, global = true)]
     db_pool_size: Option<u32>,
+    /// Server WAKEPLANE_RUN_RETENTION_DAYS (in-process server; default: unset).
+    #[arg(long, global = true)]
+    retention_days: Option<u64>,
+    /// Load pg_stat_statements and print the statements that took the most time.
+    #[arg(long, global = true)]
+    pg_stat_statements: bool,
     /// PostgreSQL with fsync on (default: fsync off, as in the tests).
     #[arg(long, global = true)]
     durable: bool,
@@ -58,6 +70,10 @@ enum Scenario {
     Memory(memory::MemoryArgs),
     /// Process start → ready with N schedules and every actor armed.
     Boot(boot::BootArgs),
+    /// Ledger retention over N old runs: the delete rate.
+    Retention(retention::RetentionArgs),
+    /// Creates/s, GET /v1/schedules/{id} req/s and latency, deletes/s.
+    Crud(crud::CrudArgs),
     /// The schedule list by label selector over many schedules; /v1/status over a big ledger.
     Reads(reads::ReadsArgs),
     /// Three nodes: command-to-owner latency through a non-owner, hand-over after SIGKILL.
@@ -79,6 +95,7 @@ fn run() -> Result<()> {
     let tuning = env::ServerTuning {
         workers: cli.workers,
         db_pool_size: cli.db_pool_size,
+        run_retention_days: cli.retention_days,
     };
     match &cli.scenario {
         // Fail before starting PostgreSQL when the server binary is missing.
@@ -93,7 +110,10 @@ fn run() -> Result<()> {
         _ => {}
     }
     env::progress(format_args!("starting PostgreSQL"));
-    let db = env::Database::start(cli.durable)?;
+    let mut db = env::Database::start(cli.durable)?;
+    if cli.pg_stat_statements {
+        db.enable_statement_stats()?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -106,15 +126,25 @@ fn run() -> Result<()> {
             Scenario::Boot(args) => boot::run(args, &db, tuning).await,
             Scenario::Reads(args) => reads::run(args, &db, tuning).await,
             Scenario::Cluster(args) => cluster::run(args, &db, tuning).await,
+            Scenario::Crud(args) => crud::run(args, &db, tuning).await,
+            Scenario::Retention(args) => retention::run(args, &db, tuning).await,
         }
     })?;
+    if cli.pg_stat_statements {
+        report::table(
+            "Statements by total time (pg_stat_statements)",
+            &["calls", "total ms", "mean ms", "rows", "statement"],
+            &db.statements(15)?,
+        );
+    }
     let mut facts = env::machine_facts(&db);
     facts.push((
         "server".into(),
         format!(
-            "WAKEPLANE_WORKERS={}, WAKEPLANE_DB_POOL_SIZE={}{}",
+            "WAKEPLANE_WORKERS={}, WAKEPLANE_DB_POOL_SIZE={}, WAKEPLANE_RUN_RETENTION_DAYS={}{}",
             cli.workers.map_or("default".into(), |w| w.to_string()),
             cli.db_pool_size.map_or("default".into(), |p| p.to_string()),
+            cli.retention_days.map_or("unset".into(), |d| d.to_string()),
             if matches!(
                 cli.scenario,
                 Scenario::Memory(_) | Scenario::Boot(_) | Scenario::Cluster(_)
