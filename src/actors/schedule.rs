@@ -106,7 +106,8 @@ pub struct Loaded {
 /// One schedule's live state.
 pub struct ScheduleActor {
     id: String,
-    deps: ScheduleDeps,
+    /// Shared by every actor on the node (see `Supervisor`).
+    deps: Arc<ScheduleDeps>,
     /// Read for it before it started (boot batches); taken by `started`.
     loaded: Option<Box<Loaded>>,
     /// The partition lease it runs under: its fires are written only while this node
@@ -142,7 +143,7 @@ pub struct ScheduleActor {
 }
 
 impl ScheduleActor {
-    pub fn new(id: String, deps: ScheduleDeps, restarts: u32) -> ScheduleActor {
+    pub fn new(id: String, deps: Arc<ScheduleDeps>, restarts: u32) -> ScheduleActor {
         ScheduleActor {
             id,
             deps,
@@ -936,4 +937,48 @@ pub(crate) fn backfill_runs(
         .filter(|r| inserted.contains(&r.id))
         .collect();
     Ok((created, existing))
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use actix::dev::ContextFut;
+
+    /// What an idle actor's parts weigh inline (heap parts are in benches/README.md).
+    #[test]
+    fn an_idle_actor_stays_small() {
+        let sizes = [
+            ("ScheduleActor", std::mem::size_of::<ScheduleActor>()),
+            ("Cached", std::mem::size_of::<Cached>()),
+            ("Target", std::mem::size_of::<Target>()),
+            ("ScheduleDeps", std::mem::size_of::<ScheduleDeps>()),
+            ("Store", std::mem::size_of::<Store>()),
+            (
+                "Addr<ScheduleActor>",
+                std::mem::size_of::<Addr<ScheduleActor>>(),
+            ),
+            (
+                "Context<ScheduleActor>",
+                std::mem::size_of::<Context<ScheduleActor>>(),
+            ),
+            (
+                "ContextFut<ScheduleActor>",
+                std::mem::size_of::<ContextFut<ScheduleActor, Context<ScheduleActor>>>(),
+            ),
+            (
+                "TimerFunc<ScheduleActor>",
+                std::mem::size_of::<actix::utils::TimerFunc<ScheduleActor>>(),
+            ),
+            ("ScheduleRecord", std::mem::size_of::<ScheduleRecord>()),
+            ("Option<Lease>", std::mem::size_of::<Option<Lease>>()),
+            ("HashSet<String>", std::mem::size_of::<HashSet<String>>()),
+            (
+                "HashMap<String,SpawnHandle>",
+                std::mem::size_of::<HashMap<String, SpawnHandle>>(),
+            ),
+        ];
+        for (name, size) in sizes {
+            eprintln!("size_of {name}: {size}");
+        }
+    }
 }
