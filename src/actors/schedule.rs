@@ -6,7 +6,6 @@
 //! timers, applies commands routed by the Supervisor, and can be killed and rebuilt from
 //! the database at any instant: its memory is a cache of rows plus its timers.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +31,9 @@ use crate::store::partitions::Lease;
 use crate::store::runs::{self, RunRow, ORIGIN_BACKFILL};
 use crate::store::schedules::{self, Materialised, ScheduleRecord};
 use crate::store::{self, Store, StoreError};
+
+mod in_flight;
+use in_flight::Runs;
 
 /// Longest single timer sleep; a later fire re-arms on waking.
 const MAX_TIMER: Duration = Duration::from_secs(3600);
@@ -101,60 +103,6 @@ pub struct Loaded {
     pub record: ScheduleRecord,
     /// The schedule's unfinished runs, oldest due first.
     pub runs: Vec<RunRow>,
-}
-
-/// An actor's runs in flight.
-#[derive(Default)]
-struct InFlight {
-    /// Due runs not yet handed to the pool: (due time, run id), oldest first.
-    waiting: Vec<(DateTime<Utc>, String)>,
-    /// Runs handed to the pool and not yet ended.
-    active: Vec<String>,
-    /// Active runs already asked to stop (`replace`).
-    cancelling: Vec<String>,
-    /// Backfilled runs (waiting, retrying or active): the overlap policy never skips or
-    /// cancels them.
-    backfilled: HashSet<String>,
-    retry_timers: HashMap<String, SpawnHandle>,
-}
-
-impl InFlight {
-    fn is_empty(&self) -> bool {
-        self.waiting.is_empty()
-            && self.active.is_empty()
-            && self.cancelling.is_empty()
-            && self.backfilled.is_empty()
-            && self.retry_timers.is_empty()
-    }
-}
-
-/// [`InFlight`], boxed only while there is something in it: an idle actor keeps one null
-/// pointer instead of five empty collections (168 bytes). Reading it when empty reads a
-/// shared empty value; writing allocates; [`Runs::tidy`] frees it once empty again.
-#[derive(Default)]
-struct Runs(Option<Box<InFlight>>);
-
-static NO_RUNS: std::sync::LazyLock<InFlight> = std::sync::LazyLock::new(InFlight::default);
-
-impl Runs {
-    fn tidy(&mut self) {
-        if self.0.as_deref().is_some_and(InFlight::is_empty) {
-            self.0 = None;
-        }
-    }
-}
-
-impl std::ops::Deref for Runs {
-    type Target = InFlight;
-    fn deref(&self) -> &InFlight {
-        self.0.as_deref().unwrap_or(&NO_RUNS)
-    }
-}
-
-impl std::ops::DerefMut for Runs {
-    fn deref_mut(&mut self) -> &mut InFlight {
-        self.0.get_or_insert_with(Box::default)
-    }
 }
 
 /// One schedule's live state.
@@ -1014,10 +962,10 @@ mod size_tests {
             ),
             ("ScheduleRecord", std::mem::size_of::<ScheduleRecord>()),
             ("Option<Lease>", std::mem::size_of::<Option<Lease>>()),
-            ("HashSet<String>", std::mem::size_of::<HashSet<String>>()),
+            ("Runs", std::mem::size_of::<Runs>()),
             (
-                "HashMap<String,SpawnHandle>",
-                std::mem::size_of::<HashMap<String, SpawnHandle>>(),
+                "InFlight (boxed when busy)",
+                std::mem::size_of::<super::in_flight::InFlight>(),
             ),
         ];
         for (name, size) in sizes {
@@ -1025,20 +973,5 @@ mod size_tests {
         }
         // Was 632 with the deps and the run collections inline.
         assert!(std::mem::size_of::<ScheduleActor>() <= 400);
-    }
-
-    #[test]
-    fn runs_in_flight_are_boxed_only_while_there_are_some() {
-        let mut runs = Runs::default();
-        assert!(
-            runs.waiting.is_empty() && runs.0.is_none(),
-            "reading allocates nothing"
-        );
-        runs.active.push("run_a".into());
-        runs.tidy();
-        assert_eq!(runs.active, ["run_a"], "kept while not empty");
-        runs.active.clear();
-        runs.tidy();
-        assert!(runs.0.is_none(), "freed once empty");
     }
 }
