@@ -41,8 +41,13 @@ struct Entry {
     failures_in_a_row: u32,
     dead_letters: u32,
     restarts: u32,
-    /// None until the actor has read its schedule and published (a view of an actor still
+    /// False until the actor has read its schedule and published (a view of an actor still
     /// loading would show nothing true).
+    published: bool,
+    /// `next_run_at` as last published.
+    next_run_at: Option<DateTime<Utc>>,
+    /// The rest of what it last published, with `next_run_at` left out; `None` while all
+    /// of it is empty, as for an idle actor that never fired (saves a box per idle actor).
     live: Option<Box<Live>>,
 }
 
@@ -206,6 +211,8 @@ impl HealthBoard {
                 failures_in_a_row: 0,
                 dead_letters: 0,
                 restarts,
+                published: false,
+                next_run_at: None,
                 live: None,
             });
             if entry.name != name {
@@ -263,10 +270,17 @@ impl HealthBoard {
     pub fn publish(&self, id: &str, live: Live) {
         self.with(|b| {
             if let Some(e) = b.entries.get_mut(id) {
+                e.published = true;
+                e.next_run_at = live.next_run_at;
+                let rest = Live {
+                    next_run_at: None,
+                    ..live
+                };
                 match &mut e.live {
-                    Some(old) if **old == live => {}
-                    Some(old) => **old = live,
-                    None => e.live = Some(Box::new(live)),
+                    _ if rest == Live::default() => e.live = None,
+                    Some(old) if **old == rest => {}
+                    Some(old) => **old = rest,
+                    None => e.live = Some(Box::new(rest)),
                 }
             }
         });
@@ -276,9 +290,10 @@ impl HealthBoard {
     /// runs the schedule on this node, or it has not read its schedule yet.
     pub fn actor_view(&self, id: &str, now: DateTime<Utc>) -> Option<ActorSnapshot> {
         self.with(|b| {
-            let e = b.entries.get(id)?;
-            let live = e.live.as_deref()?;
-            let next = live
+            let e = b.entries.get(id).filter(|e| e.published)?;
+            let idle = Live::default();
+            let live = e.live.as_deref().unwrap_or(&idle);
+            let next = e
                 .next_run_at
                 .filter(|_| e.state == ActorState::Armed || e.state == ActorState::Firing);
             Some(ActorSnapshot {
@@ -509,5 +524,54 @@ mod live_tests {
         assert_eq!((v.state, v.next_fire_in_ms), ("paused", None));
         board.remove("sch_a");
         assert!(board.actor_view("sch_a", now).is_none(), "deleted");
+    }
+
+    #[test]
+    fn an_idle_actor_is_viewed_without_a_boxed_live() {
+        let board = HealthBoard::new(Metrics::new());
+        let now = Utc::now();
+        let next = now + Duration::seconds(10);
+        board.set_state("sch_i", "i", ActorState::Armed, Some(next), 0);
+        let idle = Live {
+            next_run_at: Some(next),
+            ..Live::default()
+        };
+        board.publish("sch_i", idle.clone());
+        let boxed = |b: &HealthBoard| b.with(|b| b.entries["sch_i"].live.is_some());
+        assert!(!boxed(&board), "nothing but a next run: no box");
+        let v = board
+            .actor_view("sch_i", now)
+            .expect("a view once published");
+        assert_eq!(v.next_fire_in_ms, Some(10_000));
+        assert_eq!((v.active_runs, v.queued_runs, v.last_fire_at), (0, 0, None));
+        board.publish(
+            "sch_i",
+            Live {
+                active_runs: 1,
+                ..idle.clone()
+            },
+        );
+        assert!(boxed(&board));
+        assert_eq!(
+            board.actor_view("sch_i", now).map(|v| v.active_runs),
+            Some(1)
+        );
+        board.publish("sch_i", idle);
+        assert!(!boxed(&board), "idle again: the box goes");
+        assert_eq!(
+            board.actor_view("sch_i", now).map(|v| v.active_runs),
+            Some(0)
+        );
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn board_entry_sizes() {
+        eprintln!("size_of Entry: {}", std::mem::size_of::<Entry>());
+        eprintln!("size_of Live: {}", std::mem::size_of::<Live>());
     }
 }

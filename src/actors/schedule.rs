@@ -6,7 +6,6 @@
 //! timers, applies commands routed by the Supervisor, and can be killed and rebuilt from
 //! the database at any instant: its memory is a cache of rows plus its timers.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +31,9 @@ use crate::store::partitions::Lease;
 use crate::store::runs::{self, RunRow, ORIGIN_BACKFILL};
 use crate::store::schedules::{self, Materialised, ScheduleRecord};
 use crate::store::{self, Store, StoreError};
+
+mod in_flight;
+use in_flight::Runs;
 
 /// Longest single timer sleep; a later fire re-arms on waking.
 const MAX_TIMER: Duration = Duration::from_secs(3600);
@@ -106,7 +108,8 @@ pub struct Loaded {
 /// One schedule's live state.
 pub struct ScheduleActor {
     id: String,
-    deps: ScheduleDeps,
+    /// Shared by every actor on the node (see `Supervisor`).
+    deps: Arc<ScheduleDeps>,
     /// Read for it before it started (boot batches); taken by `started`.
     loaded: Option<Box<Loaded>>,
     /// The partition lease it runs under: its fires are written only while this node
@@ -118,16 +121,8 @@ pub struct ScheduleActor {
     /// late wake-up for it gets the misfire grace (`misfire::grace`; start-up and resume
     /// get none).
     armed_for: Option<DateTime<Utc>>,
-    /// Due runs not yet handed to the pool: (due time, run id), oldest first.
-    waiting: Vec<(DateTime<Utc>, String)>,
-    /// Runs handed to the pool and not yet ended.
-    active: Vec<String>,
-    /// Active runs already asked to stop (`replace`).
-    cancelling: Vec<String>,
-    /// Backfilled runs (waiting, retrying or active): the overlap policy never skips or
-    /// cancels them.
-    backfilled: HashSet<String>,
-    retry_timers: HashMap<String, SpawnHandle>,
+    /// Its runs in flight; nothing allocated while it has none (an idle actor).
+    runs: Runs,
     capacity_retry: Option<SpawnHandle>,
     firing_allowed: bool,
     deleted: bool,
@@ -142,7 +137,7 @@ pub struct ScheduleActor {
 }
 
 impl ScheduleActor {
-    pub fn new(id: String, deps: ScheduleDeps, restarts: u32) -> ScheduleActor {
+    pub fn new(id: String, deps: Arc<ScheduleDeps>, restarts: u32) -> ScheduleActor {
         ScheduleActor {
             id,
             deps,
@@ -151,11 +146,7 @@ impl ScheduleActor {
             record: None,
             timer: None,
             armed_for: None,
-            waiting: Vec::new(),
-            active: Vec::new(),
-            cancelling: Vec::new(),
-            backfilled: HashSet::new(),
-            retry_timers: HashMap::new(),
+            runs: Runs::default(),
             capacity_retry: None,
             firing_allowed: true,
             deleted: false,
@@ -200,7 +191,8 @@ impl ScheduleActor {
 
     /// Tells the health board what `GET /v1/schedules/{id}` shows of this actor. Called
     /// wherever the queues, the last fire or the last error may have changed.
-    fn publish(&self) {
+    fn publish(&mut self) {
+        self.runs.tidy();
         if self.record.is_none() {
             return; // still loading: there is nothing true to show yet
         }
@@ -209,8 +201,8 @@ impl ScheduleActor {
             &self.id,
             Live {
                 next_run_at: self.record.as_ref().and_then(|r| r.next_run_at),
-                active_runs: count(self.active.len()),
-                queued_runs: count(self.waiting.len() + self.retry_timers.len()),
+                active_runs: count(self.runs.active.len()),
+                queued_runs: count(self.runs.waiting.len() + self.runs.retry_timers.len()),
                 last_fire_at: self.last_fire_at,
                 last_fire_lag_ms: self.last_fire_lag_ms,
                 last_error: self.last_error.as_deref().map(Box::from),
@@ -273,7 +265,7 @@ impl ScheduleActor {
         match e {
             StoreError::NotFound => {
                 // Deleted (possibly through another node): what runs here stops too.
-                for run_id in &self.active {
+                for run_id in &self.runs.active {
                     self.deps.pool.do_send(CancelRun {
                         run_id: run_id.clone(),
                     });
@@ -309,12 +301,12 @@ impl ScheduleActor {
     fn adopt(&mut self, record: ScheduleRecord, runs: Vec<RunRow>, ctx: &mut Context<Self>) {
         self.record = Some(Cached::from(&record));
         let now = store::now();
-        self.waiting.clear();
+        self.runs.waiting.clear();
         for run in runs {
             if run.origin == ORIGIN_BACKFILL {
-                self.backfilled.insert(run.id.clone());
+                self.runs.backfilled.insert(run.id.clone());
             }
-            if self.active.contains(&run.id) {
+            if self.runs.active.contains(&run.id) {
                 continue;
             }
             match run.status {
@@ -322,12 +314,12 @@ impl ScheduleActor {
                 RunStatus::Pending if run.due_time > now => {
                     self.arm_retry(run.id, run.due_time, now, ctx)
                 }
-                RunStatus::Pending => self.waiting.push((run.due_time, run.id)),
+                RunStatus::Pending => self.runs.waiting.push((run.due_time, run.id)),
                 RunStatus::RetryScheduled => self.arm_retry(run.id, run.due_time, now, ctx),
                 _ => {} // claimed/running elsewhere: the database counts them at claim time
             }
         }
-        self.waiting.sort();
+        self.runs.waiting.sort();
     }
 
     fn set_timer(
@@ -437,7 +429,7 @@ impl ScheduleActor {
             if run.due_time > now {
                 self.arm_retry(run.id.clone(), run.due_time, now, ctx);
             } else {
-                self.waiting.push((run.due_time, run.id.clone()));
+                self.runs.waiting.push((run.due_time, run.id.clone()));
             }
         }
         if m.skipped > 0 {
@@ -446,7 +438,7 @@ impl ScheduleActor {
                 "overdue occurrences skipped by the misfire policy"
             );
         }
-        self.waiting.sort();
+        self.runs.waiting.sort();
     }
 
     fn materialised(&mut self, m: Materialised, ctx: &mut Context<Self>) {
@@ -465,7 +457,7 @@ impl ScheduleActor {
         now: DateTime<Utc>,
         ctx: &mut Context<Self>,
     ) {
-        if let Some(old) = self.retry_timers.remove(&run_id) {
+        if let Some(old) = self.runs.retry_timers.remove(&run_id) {
             ctx.cancel_future(old);
         }
         if !self.firing_allowed {
@@ -474,14 +466,14 @@ impl ScheduleActor {
         let delay = (due - now).to_std().unwrap_or_default();
         let id = run_id.clone();
         let handle = ctx.run_later(delay, move |act, ctx| {
-            act.retry_timers.remove(&id);
+            act.runs.retry_timers.remove(&id);
             let _span = act.span("retry").entered();
             tracing::info!(run_id = %id, "run due");
-            act.waiting.push((due, id));
-            act.waiting.sort();
+            act.runs.waiting.push((due, id));
+            act.runs.waiting.sort();
             act.dispatch(ctx);
         });
-        self.retry_timers.insert(run_id, handle);
+        self.runs.retry_timers.insert(run_id, handle);
     }
 
     /// Applies the overlap policy and hands runs to the pool, then publishes the result.
@@ -491,25 +483,25 @@ impl ScheduleActor {
     }
 
     fn dispatch_waiting(&mut self, ctx: &mut Context<Self>) {
-        if self.capacity_retry.is_some() || !self.firing_allowed && self.waiting.is_empty() {
+        if self.capacity_retry.is_some() || !self.firing_allowed && self.runs.waiting.is_empty() {
             return;
         }
         let Some(record) = &self.record else { return };
         let target = record.target.clone();
         let timeout =
             Duration::from_secs(u64::try_from(record.policy.timeout_seconds).unwrap_or(300));
-        let waiting_ids: Vec<String> = self.waiting.iter().map(|(_, id)| id.clone()).collect();
+        let waiting_ids: Vec<String> = self.runs.waiting.iter().map(|(_, id)| id.clone()).collect();
         let plan = backfill::plan_dispatch(
             record.policy.overlap,
             usize::try_from(record.policy.max_concurrency).unwrap_or(1),
-            &self.active,
-            &self.cancelling,
+            &self.runs.active,
+            &self.runs.cancelling,
             &waiting_ids,
-            |id| self.backfilled.contains(id),
+            |id| self.runs.backfilled.contains(id),
         );
         for run_id in &plan.cancel {
             tracing::info!(run_id = %run_id, "cancelling active run (overlap replace)");
-            self.cancelling.push(run_id.clone());
+            self.runs.cancelling.push(run_id.clone());
             self.deps.pool.do_send(CancelRun {
                 run_id: run_id.clone(),
             });
@@ -521,8 +513,8 @@ impl ScheduleActor {
             return;
         }
         for run_id in plan.start {
-            self.waiting.retain(|(_, id)| *id != run_id);
-            self.active.push(run_id.clone());
+            self.runs.waiting.retain(|(_, id)| *id != run_id);
+            self.runs.active.push(run_id.clone());
             self.deps.pool.do_send(Execute {
                 run_id,
                 schedule_id: self.id.clone(),
@@ -535,13 +527,12 @@ impl ScheduleActor {
 
     /// Records waiting runs `skipped` because a newer run became due (overlap policy).
     fn skip(&mut self, ids: Vec<String>, ctx: &mut Context<Self>) {
-        let Some(record) = &self.record else { return };
-        self.waiting.retain(|(_, id)| !ids.contains(id));
+        let Some(overlap) = self.record.as_ref().map(|r| r.policy.overlap) else {
+            return;
+        };
+        self.runs.waiting.retain(|(_, id)| !ids.contains(id));
         self.publish();
-        let reason = format!(
-            "skipped: a newer run became due (overlap policy {})",
-            record.policy.overlap
-        );
+        let reason = format!("skipped: a newer run became due (overlap policy {overlap})");
         let fut = self
             .deps
             .store
@@ -564,8 +555,8 @@ impl ScheduleActor {
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
             let run = res?;
             tracing::info!(run_id = %run.id, "manual run triggered");
-            act.waiting.push((run.due_time, run.id.clone()));
-            act.waiting.sort();
+            act.runs.waiting.push((run.due_time, run.id.clone()));
+            act.runs.waiting.sort();
             act.dispatch(ctx);
             Ok(run)
         }))
@@ -574,9 +565,10 @@ impl ScheduleActor {
     /// Cancels this schedule's runs on this node, deletes the row, then stops.
     fn delete(&mut self) -> ResponseActFuture<Self, Result<(), CommandError>> {
         for run_id in self
+            .runs
             .active
             .iter()
-            .chain(self.waiting.iter().map(|(_, id)| id))
+            .chain(self.runs.waiting.iter().map(|(_, id)| id))
         {
             self.deps.pool.do_send(CancelRun {
                 run_id: run_id.clone(),
@@ -625,11 +617,11 @@ impl ScheduleActor {
             tracing::info!(created = created.len(), existing, "backfill materialised");
             let mut run_ids = Vec::with_capacity(created.len());
             for run in created {
-                act.backfilled.insert(run.id.clone());
-                act.waiting.push((run.due_time, run.id.clone()));
+                act.runs.backfilled.insert(run.id.clone());
+                act.runs.waiting.push((run.due_time, run.id.clone()));
                 run_ids.push(run.id);
             }
-            act.waiting.sort();
+            act.runs.waiting.sort();
             act.dispatch(ctx);
             Ok(Backfilled { run_ids, existing })
         }))
@@ -776,13 +768,13 @@ impl Handler<RunEnded> for ScheduleActor {
     type Result = ();
     fn handle(&mut self, msg: RunEnded, ctx: &mut Self::Context) {
         let _span = self.span("run_ended").entered();
-        let was_cancelling = self.cancelling.contains(&msg.run_id);
+        let was_cancelling = self.runs.cancelling.contains(&msg.run_id);
         let was_backfilled = match msg.end {
-            RunEnd::Finished { .. } | RunEnd::Gone => self.backfilled.remove(&msg.run_id),
-            _ => self.backfilled.contains(&msg.run_id),
+            RunEnd::Finished { .. } | RunEnd::Gone => self.runs.backfilled.remove(&msg.run_id),
+            _ => self.runs.backfilled.contains(&msg.run_id),
         };
-        self.active.retain(|id| *id != msg.run_id);
-        self.cancelling.retain(|id| *id != msg.run_id);
+        self.runs.active.retain(|id| *id != msg.run_id);
+        self.runs.cancelling.retain(|id| *id != msg.run_id);
         match msg.end {
             RunEnd::Finished { status, retry } => {
                 self.deps.board.record_run_end(&self.id, status);
@@ -791,15 +783,15 @@ impl Handler<RunEnded> for ScheduleActor {
                 }
                 if let Some((retry_id, due)) = retry {
                     if was_backfilled {
-                        self.backfilled.insert(retry_id.clone());
+                        self.runs.backfilled.insert(retry_id.clone());
                     }
                     tracing::info!(run_id = %retry_id, due = %due, "retry scheduled");
                     self.arm_retry(retry_id, due, store::now(), ctx);
                 }
             }
             RunEnd::NoCapacity => {
-                self.waiting.push((store::now(), msg.run_id));
-                self.waiting.sort();
+                self.runs.waiting.push((store::now(), msg.run_id));
+                self.runs.waiting.sort();
                 if self.capacity_retry.is_none() {
                     self.capacity_retry = Some(ctx.run_later(CAPACITY_RETRY, |act, ctx| {
                         act.capacity_retry = None;
@@ -846,7 +838,7 @@ impl Handler<StopFiring> for ScheduleActor {
         if let Some(t) = self.timer.take() {
             ctx.cancel_future(t);
         }
-        for (_, t) in self.retry_timers.drain() {
+        for (_, t) in self.runs.retry_timers.drain() {
             ctx.cancel_future(t);
         }
         self.publish();
@@ -883,8 +875,8 @@ impl Handler<Inspect> for ScheduleActor {
         ActorSnapshot {
             state: self.state.as_str(),
             next_fire_in_ms: next.map(|n| (n - Utc::now()).num_milliseconds().max(0)),
-            active_runs: self.active.len(),
-            queued_runs: self.waiting.len() + self.retry_timers.len(),
+            active_runs: self.runs.active.len(),
+            queued_runs: self.runs.waiting.len() + self.runs.retry_timers.len(),
             last_fire_at: self.last_fire_at,
             last_fire_lag_ms: self.last_fire_lag_ms,
             restarts: self.restarts,
@@ -936,4 +928,50 @@ pub(crate) fn backfill_runs(
         .filter(|r| inserted.contains(&r.id))
         .collect();
     Ok((created, existing))
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use actix::dev::ContextFut;
+
+    /// What an idle actor's parts weigh inline (heap parts are in benches/README.md).
+    #[test]
+    fn an_idle_actor_stays_small() {
+        let sizes = [
+            ("ScheduleActor", std::mem::size_of::<ScheduleActor>()),
+            ("Cached", std::mem::size_of::<Cached>()),
+            ("Target", std::mem::size_of::<Target>()),
+            ("ScheduleDeps", std::mem::size_of::<ScheduleDeps>()),
+            ("Store", std::mem::size_of::<Store>()),
+            (
+                "Addr<ScheduleActor>",
+                std::mem::size_of::<Addr<ScheduleActor>>(),
+            ),
+            (
+                "Context<ScheduleActor>",
+                std::mem::size_of::<Context<ScheduleActor>>(),
+            ),
+            (
+                "ContextFut<ScheduleActor>",
+                std::mem::size_of::<ContextFut<ScheduleActor, Context<ScheduleActor>>>(),
+            ),
+            (
+                "TimerFunc<ScheduleActor>",
+                std::mem::size_of::<actix::utils::TimerFunc<ScheduleActor>>(),
+            ),
+            ("ScheduleRecord", std::mem::size_of::<ScheduleRecord>()),
+            ("Option<Lease>", std::mem::size_of::<Option<Lease>>()),
+            ("Runs", std::mem::size_of::<Runs>()),
+            (
+                "InFlight (boxed when busy)",
+                std::mem::size_of::<super::in_flight::InFlight>(),
+            ),
+        ];
+        for (name, size) in sizes {
+            eprintln!("size_of {name}: {size}");
+        }
+        // Was 632 with the deps and the run collections inline.
+        assert!(std::mem::size_of::<ScheduleActor>() <= 400);
+    }
 }

@@ -50,6 +50,9 @@ pub struct Supervisor {
     pool: Addr<ExecutorPool>,
     materialiser: Addr<Materialiser>,
     board: Arc<HealthBoard>,
+    /// What every schedule actor shares, built with the first actor: one copy for all of
+    /// them (each `Addr` clone allocates, so per-actor copies cost ~0.3 KiB each).
+    deps: Option<Arc<ScheduleDeps>>,
     /// Commands forwarded to each actor and not yet answered (its mailbox depth as far as
     /// commands go).
     inflight: HashMap<String, usize>,
@@ -82,6 +85,7 @@ impl Supervisor {
             pool,
             materialiser,
             board,
+            deps: None,
             inflight: HashMap::new(),
             registry: HashMap::new(),
             seen: HashMap::new(),
@@ -111,12 +115,19 @@ impl Supervisor {
     ) -> Addr<ScheduleActor> {
         // Whoever starts it first, a batch still reading it must not start it again.
         self.unstarted.remove(&id);
-        let deps = ScheduleDeps {
-            store: self.store.clone(),
-            pool: self.pool.clone(),
-            materialiser: self.materialiser.clone(),
-            supervisor: ctx.address(),
-            board: self.board.clone(),
+        let deps = match &self.deps {
+            Some(deps) => deps.clone(),
+            None => {
+                let deps = Arc::new(ScheduleDeps {
+                    store: self.store.clone(),
+                    pool: self.pool.clone(),
+                    materialiser: self.materialiser.clone(),
+                    supervisor: ctx.address(),
+                    board: self.board.clone(),
+                });
+                self.deps = Some(deps.clone());
+                deps
+            }
         };
         let restarts = self.restarts.get(&id).copied().unwrap_or(0);
         let addr = ScheduleActor::new(id.clone(), deps, restarts)
@@ -461,6 +472,8 @@ impl Handler<StopFiring> for Supervisor {
     type Result = ResponseActFuture<Self, ()>;
     fn handle(&mut self, _: StopFiring, _: &mut Self::Context) -> Self::Result {
         self.shutting_down = true;
+        // The shared deps hold this supervisor's own address: let it go with the actors.
+        self.deps = None;
         let sends: Vec<_> = self.registry.values().map(|a| a.send(StopFiring)).collect();
         let store = self.store.clone();
         let node = self.cluster.node.id.clone();
