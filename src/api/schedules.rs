@@ -184,17 +184,15 @@ pub async fn get(
         .map_err(CommandError::from)?;
     let mut view = ScheduleView::from(&record);
     view.stats = stats.into();
-    view.actor = actor_of(&state, id)
-        .await
-        .and_then(|snapshot| serde_json::to_value(snapshot).ok());
+    view.actor = actor_of(&state, &id).and_then(|snapshot| serde_json::to_value(snapshot).ok());
     Ok(HttpResponse::Ok().json(view))
 }
 
 /// The live view of schedule `id`'s actor, as the actor last published it on the health
 /// board (no message to the actor, so a busy one never stalls a read); `None` when no
 /// actor runs it on this node.
-pub async fn actor_of(state: &AppState, id: String) -> Option<ActorSnapshot> {
-    state.scheduler.board().actor_view(&id, chrono::Utc::now())
+pub fn actor_of(state: &AppState, id: &str) -> Option<ActorSnapshot> {
+    state.scheduler.board().actor_view(id, chrono::Utc::now())
 }
 
 #[utoipa::path(put, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id (`sch_…`)")), request_body = ScheduleBody,

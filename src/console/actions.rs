@@ -43,16 +43,42 @@ pub struct DeleteForm {
     confirm: Option<String>,
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ConsoleError> {
-    serde_urlencoded::from_bytes(body)
-        .map_err(|e| ConsoleError::bad_request(format!("malformed form: {e}")))
+/// A console form: every one carries the session's CSRF token.
+trait Form: DeserializeOwned {
+    fn csrf(&self) -> Option<&str>;
 }
 
-/// The schedule id and its API path, checked like the API checks it.
-fn schedule(path: web::Path<String>) -> Result<(String, String), ConsoleError> {
+macro_rules! form_with_csrf {
+    ($($form:ty),*) => {
+        $(impl Form for $form {
+            fn csrf(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        })*
+    };
+}
+form_with_csrf!(PauseForm, PlainForm, TriggerForm, DeleteForm);
+
+/// The schedule id and the parsed form, once `guard::form` has accepted the session, its
+/// CSRF token and the role that `method` on the API path (`/v1/schedules/{id}` + `suffix`)
+/// needs.
+fn accept<F: Form>(
+    req: &HttpRequest,
+    path: web::Path<String>,
+    body: &[u8],
+    method: &Method,
+    suffix: &str,
+) -> Result<(String, F), ConsoleError> {
     let id = checked_id(path.into_inner(), "sch_", "schedule")?;
-    let api = format!("/v1/schedules/{id}");
-    Ok((id, api))
+    let form: F = serde_urlencoded::from_bytes(body)
+        .map_err(|e| ConsoleError::bad_request(format!("malformed form: {e}")))?;
+    guard::form(
+        req,
+        form.csrf(),
+        method,
+        &format!("/v1/schedules/{id}{suffix}"),
+    )?;
+    Ok((id, form))
 }
 
 /// `POST /ui/schedules/{id}/pause`, as `POST /v1/schedules/{id}/pause`.
@@ -62,14 +88,7 @@ pub async fn pause(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (id, api) = schedule(path)?;
-    let f: PauseForm = parse(&body)?;
-    guard::form(
-        &req,
-        f.csrf.as_deref(),
-        &Method::POST,
-        &format!("{api}/pause"),
-    )?;
+    let (id, f): (_, PauseForm) = accept(&req, path, &body, &Method::POST, "/pause")?;
     let note = pause_note(PauseBody { note: f.note }).map_err(|e| ApiError::Validation(vec![e]))?;
     state.commands.pause(id.clone(), note).await?;
     tracing::info!(schedule_id = %id, "schedule paused from the console");
@@ -83,14 +102,7 @@ pub async fn resume(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (id, api) = schedule(path)?;
-    let f: PlainForm = parse(&body)?;
-    guard::form(
-        &req,
-        f.csrf.as_deref(),
-        &Method::POST,
-        &format!("{api}/resume"),
-    )?;
+    let (id, _): (_, PlainForm) = accept(&req, path, &body, &Method::POST, "/resume")?;
     state.commands.resume(id.clone()).await?;
     tracing::info!(schedule_id = %id, "schedule resumed from the console");
     Ok(see_other(&format!("/ui/schedules/{id}")))
@@ -104,14 +116,7 @@ pub async fn trigger(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (id, api) = schedule(path)?;
-    let f: TriggerForm = parse(&body)?;
-    guard::form(
-        &req,
-        f.csrf.as_deref(),
-        &Method::POST,
-        &format!("{api}/trigger"),
-    )?;
+    let (id, f): (_, TriggerForm) = accept(&req, path, &body, &Method::POST, "/trigger")?;
     let reason = trigger_reason(f.reason)?;
     let run = state.commands.trigger(id, reason).await?;
     tracing::info!(schedule_id = %run.schedule_id, run_id = %run.id, "manual run triggered from the console");
@@ -126,9 +131,7 @@ pub async fn delete(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (id, api) = schedule(path)?;
-    let f: DeleteForm = parse(&body)?;
-    guard::form(&req, f.csrf.as_deref(), &Method::DELETE, &api)?;
+    let (id, f): (_, DeleteForm) = accept(&req, path, &body, &Method::DELETE, "")?;
     if f.confirm.as_deref() != Some("yes") {
         return Err(ConsoleError::bad_request(
             "tick the box to confirm the deletion",

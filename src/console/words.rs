@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::domain::cadence::MONTH_FULL_NAMES as MONTHS;
 use crate::domain::validation::CadenceBody;
 
 const DAYS: [&str; 7] = [
@@ -17,20 +18,6 @@ const DAYS: [&str; 7] = [
     "Thursday",
     "Friday",
     "Saturday",
-];
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
 ];
 
 /// The cadence as a sentence fragment ("every 15 minutes", "at 02:00 every day").

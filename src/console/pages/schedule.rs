@@ -2,7 +2,7 @@
 //! actor, its stats and recent runs, and the controls the visitor's role allows (pause with
 //! a note, resume, trigger with a reason, delete), each a plain form.
 //!
-//! Reads through the API's queries (`schedules::find`, `stats::one`, `runs::list`,
+//! Reads through the API's queries (`stats::schedule_with_stats`, `runs::list`,
 //! `upcoming_of`, `actor_of`); the forms post to `actions`.
 
 use actix_web::http::{Method, StatusCode};
@@ -20,7 +20,7 @@ use crate::console::guard::{self, Visitor};
 use crate::console::layout::{self, Nav};
 use crate::console::words;
 use crate::domain::Target;
-use crate::store::{runs, schedules, stats, StoreError};
+use crate::store::{runs, stats, StoreError};
 
 /// Recent runs shown.
 const RECENT_RUNS: i64 = 20;
@@ -39,8 +39,7 @@ pub async fn page(
     let (record, stats_row, recent) = state
         .store
         .run(move |conn| {
-            let record = schedules::find(conn, &lookup)?;
-            let stats_row = stats::one(conn, &lookup)?;
+            let (record, stats_row) = stats::schedule_with_stats(conn, &lookup)?;
             let recent = runs::list(conn, Some(&lookup), None, None, RECENT_RUNS)?;
             Ok::<_, StoreError>((record, stats_row, recent))
         })
@@ -50,7 +49,7 @@ pub async fn page(
             other => other.into(),
         })?;
     let upcoming = upcoming_of(&record, UPCOMING);
-    let actor = actor_of(&state, id.clone()).await;
+    let actor = actor_of(&state, &id);
     let mut view = ScheduleView::from(&record);
     view.stats = stats_row.into();
     let runs: Vec<RunSummaryView> = recent.items.into_iter().map(RunSummaryView::from).collect();

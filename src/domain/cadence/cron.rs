@@ -45,7 +45,8 @@ enum Field {
 const MONTH_NAMES: [&str; 12] = [
     "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
 ];
-const MONTH_FULL_NAMES: [&str; 12] = [
+/// Month names as people write them (January first); also the console's wording.
+pub const MONTH_FULL_NAMES: [&str; 12] = [
     "January",
     "February",
     "March",

@@ -11,7 +11,7 @@ mod tests;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
-pub use cron::CronExpr;
+pub use cron::{CronExpr, MONTH_FULL_NAMES};
 use grid::Grid;
 
 /// Inclusive bounds; no occurrence before start_at or after end_at.
