@@ -10,8 +10,7 @@ use crate::actors::messages::{
     BackfillWindow, Backfilled, Delete, Patch, Pause, Replace, Resume, Route, ScheduleCommand,
     Trigger,
 };
-use crate::actors::schedule::ActorSnapshot;
-use crate::actors::supervisor::{CreateSchedule, InspectSchedule, Supervisor};
+use crate::actors::supervisor::{CreateSchedule, Supervisor};
 use crate::actors::Scheduler;
 use crate::domain::backfill::Backfill;
 use crate::domain::validation::ScheduleBody;
@@ -92,16 +91,6 @@ impl Commands {
     /// Records a `pending` manual run keyed `manual:{run_id}`; the cadence is untouched.
     pub async fn trigger(&self, id: String, reason: String) -> Result<RunRow, CommandError> {
         self.route(id, Trigger { reason }).await
-    }
-
-    /// The live view of schedule `id`'s actor; `None` when no actor runs it here or the
-    /// system did not answer.
-    pub async fn inspect(&self, id: String) -> Option<ActorSnapshot> {
-        self.supervisor
-            .send(InspectSchedule { id })
-            .await
-            .ok()
-            .flatten()
     }
 
     /// Materialises the cadence's fire times in `[start, end)` through the schedule's

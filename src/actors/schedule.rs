@@ -845,12 +845,9 @@ impl Handler<StopFiring> for ScheduleActor {
     }
 }
 
-/// A snapshot of one actor, for `GET /v1/schedules/{id}`.
-#[derive(Message)]
-#[rtype(result = "ActorSnapshot")]
-pub struct Inspect;
-
-#[derive(Debug, Clone, MessageResponse, serde::Serialize, utoipa::ToSchema)]
+/// What one actor shows of itself (`GET /v1/schedules/{id}`'s `actor`), as the health
+/// board holds it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ActorSnapshot {
     /// armed, firing, paused, finished or restarting.
     #[schema(value_type = String)]
@@ -862,27 +859,6 @@ pub struct ActorSnapshot {
     pub last_fire_lag_ms: Option<f64>,
     pub restarts: u32,
     pub last_error: Option<String>,
-}
-
-impl Handler<Inspect> for ScheduleActor {
-    type Result = ActorSnapshot;
-    fn handle(&mut self, _: Inspect, _: &mut Self::Context) -> ActorSnapshot {
-        let next = self
-            .record
-            .as_ref()
-            .and_then(|r| r.next_run_at)
-            .filter(|_| self.state == ActorState::Armed || self.state == ActorState::Firing);
-        ActorSnapshot {
-            state: self.state.as_str(),
-            next_fire_in_ms: next.map(|n| (n - Utc::now()).num_milliseconds().max(0)),
-            active_runs: self.runs.active.len(),
-            queued_runs: self.runs.waiting.len() + self.runs.retry_timers.len(),
-            last_fire_at: self.last_fire_at,
-            last_fire_lag_ms: self.last_fire_lag_ms,
-            restarts: self.restarts,
-            last_error: self.last_error.clone(),
-        }
-    }
 }
 
 /// The store work of a backfill, in one transaction: the window's fire times by the

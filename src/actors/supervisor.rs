@@ -22,7 +22,7 @@ use super::health::HealthBoard;
 use super::materialiser::Materialiser;
 use super::messages::{CommandError, Reload, Route, ScheduleCommand, StopFiring};
 use super::remote::{self, ApplyElsewhere};
-use super::schedule::{ActorSnapshot, Inspect, Loaded, ScheduleActor, ScheduleDeps};
+use super::schedule::{Loaded, ScheduleActor, ScheduleDeps};
 use super::InSpan;
 use crate::domain::backoff::Backoff;
 use crate::domain::ids;
@@ -490,25 +490,5 @@ impl Handler<StopFiring> for Supervisor {
             }
             .into_actor(self),
         )
-    }
-}
-
-/// HTTP → Supervisor: one actor's live view (None when no actor runs it here).
-#[derive(Message)]
-#[rtype(result = "Option<ActorSnapshot>")]
-pub struct InspectSchedule {
-    pub id: String,
-}
-
-impl Handler<InspectSchedule> for Supervisor {
-    type Result = ResponseFuture<Option<ActorSnapshot>>;
-    fn handle(&mut self, msg: InspectSchedule, _: &mut Self::Context) -> Self::Result {
-        let addr = self.registry.get(&msg.id).cloned();
-        Box::pin(async move {
-            match addr {
-                Some(a) => a.send(Inspect).await.ok(),
-                None => None,
-            }
-        })
     }
 }
