@@ -2,9 +2,10 @@
 //! `ExecutorPool` that queues runs, claims them for its idle executors and hands each
 //! claimed run to one.
 //!
-//! The pool claims in batches (one claim transaction and one start transaction for as many
-//! queued runs as it has idle executors; see `leases::claim_and_start`), so a burst of due
-//! runs costs a few transactions rather than two per run. An executor executes the target
+//! The pool claims in batches (one transaction claims and starts as many queued runs as it
+//! has idle executors; see `leases::claim_and_start`), with up to two batches in flight so
+//! executors freed during one claim are refilled by the next without waiting for it; a
+//! burst of due runs costs a few transactions rather than two per run. An executor executes the target
 //! under timeout and cancellation while renewing the lease every TTL/2 and hands the
 //! outcome back; the pool records outcomes in batches too (outcomes, receipts, retry rows
 //! or dead letters and lease releases of a batch in one transaction, falling back to one
@@ -42,6 +43,8 @@ pub struct ExecutorDeps {
 
 /// Most runs claimed, or recorded, in one batch.
 const MAX_CLAIM_BATCH: usize = 64;
+/// Claim batches in flight at once (each for executors reserved when it was cut).
+const MAX_CLAIMS_IN_FLIGHT: usize = 2;
 /// Recording one outcome through an outage: 100 ms doubling, at most 2 s.
 const RECORD_BACKOFF: Backoff =
     Backoff::doubling(Duration::from_millis(100), Duration::from_secs(2));
@@ -55,8 +58,10 @@ pub struct ExecutorPool {
     queue: VecDeque<Execute>,
     /// run id → executor index, for cancellation.
     running: HashMap<String, usize>,
-    /// Runs of the claim batch in flight (at most one batch at a time).
+    /// Runs of the claim batches in flight.
     claiming: HashSet<String>,
+    /// Claim batches in flight (at most [`MAX_CLAIMS_IN_FLIGHT`]).
+    claims_in_flight: usize,
     /// Runs asked to stop while their claim was in flight.
     cancelled_while_claiming: HashSet<String>,
     /// Executed runs whose outcome is not recorded yet.
@@ -77,6 +82,7 @@ impl ExecutorPool {
             queue: VecDeque::new(),
             running: HashMap::new(),
             claiming: HashSet::new(),
+            claims_in_flight: 0,
             cancelled_while_claiming: HashSet::new(),
             to_record: Vec::new(),
             recording: 0,
@@ -85,13 +91,16 @@ impl ExecutorPool {
         }
     }
 
-    /// Claims as many queued runs as there are idle executors (one batch in flight at a
-    /// time), then answers drain waiters once nothing is queued, claiming or running.
+    /// Claims as many queued runs as there are idle executors, reserving those executors
+    /// for the batch (at most [`MAX_CLAIMS_IN_FLIGHT`] batches at a time), then answers
+    /// drain waiters once nothing is queued, claiming or running.
     fn hand_out(&mut self, ctx: &mut Context<Self>) {
         let batch = self.idle.len().min(self.queue.len()).min(MAX_CLAIM_BATCH);
-        if self.claiming.is_empty() && batch > 0 {
+        if self.claims_in_flight < MAX_CLAIMS_IN_FLIGHT && batch > 0 {
             let jobs: Vec<Execute> = self.queue.drain(..batch).collect();
-            self.claiming = jobs.iter().map(|j| j.run_id.clone()).collect();
+            let reserved: Vec<usize> = self.idle.split_off(self.idle.len() - batch);
+            self.claiming.extend(jobs.iter().map(|j| j.run_id.clone()));
+            self.claims_in_flight += 1;
             let requests: Vec<ClaimRequest> = jobs
                 .iter()
                 .map(|j| ClaimRequest {
@@ -107,7 +116,7 @@ impl ExecutorPool {
                 .run(move |c| leases::claim_and_start(c, &requests, &worker, ttl, store::now));
             ctx.spawn(
                 fut.into_actor(self)
-                    .map(move |res, act, ctx| act.claimed(jobs, res, ctx)),
+                    .map(move |res, act, ctx| act.claimed(jobs, reserved, res, ctx)),
             );
         }
         self.record_batch(ctx);
@@ -116,7 +125,7 @@ impl ExecutorPool {
             .set_workers(self.running.len() + self.claiming.len(), self.size);
         if self.running.is_empty()
             && self.queue.is_empty()
-            && self.claiming.is_empty()
+            && self.claims_in_flight == 0
             && self.to_record.is_empty()
             && self.recording == 0
         {
@@ -214,15 +223,19 @@ impl ExecutorPool {
         });
     }
 
-    /// Hands each run won by a claim batch to an idle executor; tells the schedule actors
-    /// about the others.
+    /// Hands each run won by a claim batch to one of the executors reserved for it (the
+    /// rest are idle again); tells the schedule actors about the others.
     fn claimed(
         &mut self,
         jobs: Vec<Execute>,
+        mut reserved: Vec<usize>,
         res: Result<Vec<Claim>, StoreError>,
         ctx: &mut Context<Self>,
     ) {
-        self.claiming.clear();
+        self.claims_in_flight -= 1;
+        for job in &jobs {
+            self.claiming.remove(&job.run_id);
+        }
         // A failed batch leaves every run as it was: waiting, or claimed until recovery.
         let claims: Vec<Result<Claim, String>> = match res {
             Ok(claims) => claims.into_iter().map(Ok).collect(),
@@ -231,7 +244,7 @@ impl ExecutorPool {
         for (job, claim) in jobs.into_iter().zip(claims) {
             let cancelled = self.cancelled_while_claiming.remove(&job.run_id);
             let end = match claim {
-                Ok(Claim::Won(run)) => match self.idle.pop() {
+                Ok(Claim::Won(run)) => match reserved.pop() {
                     Some(index) => {
                         self.running.insert(job.run_id.clone(), index);
                         let run_id = job.run_id.clone();
@@ -241,7 +254,7 @@ impl ExecutorPool {
                         }
                         continue;
                     }
-                    // Never: a batch is no larger than the idle executors it was cut for.
+                    // Never: a batch is no larger than the executors reserved for it.
                     None => RunEnd::Failed {
                         error: "no idle executor for a claimed run".into(),
                     },
@@ -257,6 +270,7 @@ impl ExecutorPool {
                 end,
             });
         }
+        self.idle.append(&mut reserved);
         self.hand_out(ctx);
     }
 }

@@ -23,7 +23,7 @@ use crate::store::schedules::{self, DueRequest, Materialised};
 use crate::store::{Store, StoreError};
 
 /// Most schedules materialised in one transaction.
-const MAX_BATCH: usize = 64;
+const MAX_BATCH: usize = 256;
 /// Most batches written at once.
 const MAX_IN_FLIGHT: usize = 4;
 

@@ -52,16 +52,16 @@ pub struct ClaimRequest {
     pub schedule_id: String,
 }
 
-/// Claims a batch of waiting runs, then starts the ones won. Two transactions (a crash
-/// between them leaves `claimed` runs, which recovery returns to `pending`, never a run
-/// failed without having executed), whatever the batch size:
-///
-/// 1. claim: lock the batch's schedule rows in id order (serialising claimers of each
-///    schedule across nodes, deadlock-free), count each one's active runs, admit the runs
-///    still waiting and due in request order while `active < max_concurrency`, move the
-///    admitted ones to `claimed`, and insert their leases. Two claimants can
-///    never both win a run, nor together exceed a schedule's capacity.
-/// 2. start: move this worker's claimed runs to `running`.
+/// Claims a batch of waiting runs and starts the ones won, in one transaction whatever the
+/// batch size: lock the batch's schedule rows in id order (serialising claimers of each
+/// schedule across nodes, deadlock-free), count each one's active runs, admit the runs
+/// still waiting and due in request order while `active < max_concurrency`, move the
+/// admitted ones to `running` (claimed by `worker_id`, `started_at` now) and insert their
+/// leases. Two claimants can never both win a run, nor together exceed a schedule's
+/// capacity, and a run executes only once this is durable. (Claim and start used to be two
+/// transactions; a crash between the commit and the execution leaves a `running` run whose
+/// lease expires, failed and retried by the rules, as a crash just after the second
+/// commit always did.)
 ///
 /// Returns one [`Claim`] per request, in order; `Won` runs are `running` now.
 pub fn claim_and_start(
@@ -71,54 +71,7 @@ pub fn claim_and_start(
     ttl: Duration,
     now: impl Fn() -> DateTime<Utc>,
 ) -> Result<Vec<Claim>, StoreError> {
-    let claimed_at = now();
-    let mut claims = claim_batch(conn, requests, worker_id, ttl, claimed_at)?;
-    let won: Vec<&str> = claims
-        .iter()
-        .filter_map(|c| match c {
-            Claim::Won(run) => Some(run.id.as_str()),
-            _ => None,
-        })
-        .collect();
-    if won.is_empty() {
-        return Ok(claims);
-    }
-    let started_at = now();
-    let started: Vec<RunRow> = diesel::update(
-        schedule_runs::table
-            .filter(schedule_runs::id.eq_any(&won))
-            .filter(schedule_runs::status.eq(RunStatus::Claimed))
-            .filter(schedule_runs::claimed_by_worker_id.eq(worker_id)),
-    )
-    .set((
-        schedule_runs::status.eq(RunStatus::Running),
-        schedule_runs::started_at.eq(started_at),
-        schedule_runs::updated_at.eq(started_at),
-    ))
-    .returning(RunRow::as_returning())
-    .get_results(conn)?;
-    let mut by_id: HashMap<String, RunRow> =
-        started.into_iter().map(|r| (r.id.clone(), r)).collect();
-    for c in &mut claims {
-        if let Claim::Won(run) = c {
-            *c = match by_id.remove(&run.id) {
-                Some(started) => Claim::Won(Box::new(started)),
-                // Moved on between the two transactions (recovered, deleted).
-                None => Claim::Gone,
-            };
-        }
-    }
-    Ok(claims)
-}
-
-/// Step 1 of [`claim_and_start`]: one transaction of named steps.
-fn claim_batch(
-    conn: &mut PgConnection,
-    requests: &[ClaimRequest],
-    worker_id: &str,
-    ttl: Duration,
-    now: DateTime<Utc>,
-) -> Result<Vec<Claim>, StoreError> {
+    let now = now();
     let mut schedule_ids: Vec<&str> = requests.iter().map(|r| r.schedule_id.as_str()).collect();
     schedule_ids.sort_unstable();
     schedule_ids.dedup();
@@ -129,7 +82,7 @@ fn claim_batch(
         let eligible = due_waiting(conn, &run_ids, &schedule_ids, now)?;
         let (mut claims, admitted) = admit(requests, &capacity, active, &eligible);
         let expires = now + ttl;
-        let won = mark_claimed(conn, &admitted, &schedule_ids, worker_id, now, expires)?;
+        let won = mark_started(conn, &admitted, &schedule_ids, worker_id, now, expires)?;
         insert_leases(conn, &won, worker_id, now, expires)?;
         let mut won: HashMap<String, RunRow> = won.into_iter().map(|r| (r.id.clone(), r)).collect();
         for (r, c) in requests.iter().zip(claims.iter_mut()) {
@@ -234,8 +187,9 @@ fn admit<'r>(
     (claims, admitted)
 }
 
-/// Moves the admitted runs that are still waiting and due to `claimed` by `worker_id`.
-fn mark_claimed(
+/// Moves the admitted runs that are still waiting and due to `running`, claimed by
+/// `worker_id` and started now.
+fn mark_started(
     conn: &mut PgConnection,
     admitted: &[&str],
     schedule_ids: &[&str],
@@ -254,16 +208,18 @@ fn mark_claimed(
             .filter(schedule_runs::due_time.le(now)),
     )
     .set((
-        schedule_runs::status.eq(RunStatus::Claimed),
+        schedule_runs::status.eq(RunStatus::Running),
         schedule_runs::claimed_by_worker_id.eq(worker_id),
         schedule_runs::claim_expires_at.eq(expires),
+        schedule_runs::started_at.eq(now),
         schedule_runs::updated_at.eq(now),
     ))
     .returning(RunRow::as_returning())
     .get_results(conn)?)
 }
 
-/// Inserts (or takes over) the leases of the runs just claimed.
+/// Inserts (or takes over) the leases of the runs just claimed: one statement of one
+/// shape whatever the batch size.
 fn insert_leases(
     conn: &mut PgConnection,
     won: &[RunRow],
@@ -271,30 +227,22 @@ fn insert_leases(
     now: DateTime<Utc>,
     expires: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    use diesel::sql_types::{Array, Text, Timestamptz};
     if won.is_empty() {
         return Ok(());
     }
-    let rows: Vec<LeaseRow> = won
-        .iter()
-        .map(|run| LeaseRow {
-            run_id: run.id.clone(),
-            worker_id: worker_id.to_string(),
-            acquired_at: now,
-            renewed_at: now,
-            expires_at: expires,
-        })
-        .collect();
-    use diesel::upsert::excluded;
-    diesel::insert_into(worker_leases::table)
-        .values(&rows)
-        .on_conflict(worker_leases::run_id)
-        .do_update()
-        .set((
-            worker_leases::worker_id.eq(excluded(worker_leases::worker_id)),
-            worker_leases::renewed_at.eq(excluded(worker_leases::renewed_at)),
-            worker_leases::expires_at.eq(excluded(worker_leases::expires_at)),
-        ))
-        .execute(conn)?;
+    let ids: Vec<&str> = won.iter().map(|run| run.id.as_str()).collect();
+    diesel::sql_query(
+        "INSERT INTO worker_leases (run_id, worker_id, acquired_at, renewed_at, expires_at) \
+         SELECT id, $2, $3, $3, $4 FROM unnest($1::text[]) AS u(id) \
+         ON CONFLICT (run_id) DO UPDATE SET worker_id = excluded.worker_id, \
+         renewed_at = excluded.renewed_at, expires_at = excluded.expires_at",
+    )
+    .bind::<Array<Text>, _>(&ids)
+    .bind::<Text, _>(worker_id)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Timestamptz, _>(expires)
+    .execute(conn)?;
     Ok(())
 }
 

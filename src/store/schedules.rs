@@ -4,6 +4,8 @@
 //! Text columns map to domain enums in exactly one place (`TryFrom<ScheduleRow>`); a row
 //! that does not parse is `Corrupt`, never silently defaulted.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
@@ -397,154 +399,246 @@ pub fn materialise_due(
     now: DateTime<Utc>,
     armed_for: Option<DateTime<Utc>>,
 ) -> Result<Materialised, StoreError> {
-    conn.transaction(|conn| {
-        let mut stats = StatsDelta::default();
-        let m = materialise_due_within(conn, id, now, armed_for, &mut stats)?;
-        stats.apply(conn)?;
-        Ok(m)
-    })
+    materialise_due_batch(conn, &[(id.to_string(), now, armed_for)])?
+        .pop()
+        .unwrap_or(Err(StoreError::NotFound))
 }
 
 /// One schedule's wake-up in a batch: `(schedule id, now, the occurrence its actor was
 /// armed for)`.
 pub type DueRequest = (String, DateTime<Utc>, Option<DateTime<Utc>>);
 
-/// [`materialise_due`] for many schedules in ONE transaction, in schedule id order (so
-/// concurrent batches, and claims, which lock in the same order, never deadlock). A
-/// schedule deleted meanwhile is `Err(NotFound)` in its slot; any other failure rolls the
-/// whole batch back and is the outer error (the caller may then retry one by one).
-/// Results come back in request order.
+/// [`materialise_due`] for many schedules in ONE transaction and a fixed number of
+/// statements whatever the batch size: the schedule rows locked in id order by one
+/// `SELECT … FOR NO KEY UPDATE` (so concurrent batches, and claims, which lock in the same
+/// order, never deadlock), every run row in one `INSERT … ON CONFLICT DO NOTHING`, every
+/// schedule's progress in one `UPDATE … FROM unnest(…)`. A schedule deleted meanwhile is
+/// `Err(NotFound)` in its slot; any other failure rolls the whole batch back and is the
+/// outer error (the caller may then retry one by one). Results come back in request order;
+/// a schedule asked for twice is planned the second time from the first's outcome.
 pub fn materialise_due_batch(
     conn: &mut PgConnection,
     requests: &[DueRequest],
 ) -> Result<Vec<Result<Materialised, StoreError>>, StoreError> {
-    let mut order: Vec<usize> = (0..requests.len()).collect();
-    order.sort_by(|&a, &b| requests[a].0.cmp(&requests[b].0));
+    let mut ids: Vec<&str> = requests.iter().map(|r| r.0.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
     conn.transaction(|conn| {
-        let mut out: Vec<Option<Result<Materialised, StoreError>>> =
-            (0..requests.len()).map(|_| None).collect();
-        let mut stats = StatsDelta::default();
-        for i in order {
-            let (id, now, armed_for) = &requests[i];
-            out[i] = Some(
-                match materialise_due_within(conn, id, *now, *armed_for, &mut stats) {
-                    Err(StoreError::NotFound) => Err(StoreError::NotFound),
-                    Err(e) => return Err(e),
-                    Ok(m) => Ok(m),
-                },
+        let mut records: HashMap<String, ScheduleRecord> = HashMap::with_capacity(ids.len());
+        for row in schedules::table
+            .filter(schedules::id.eq_any(&ids))
+            .select(ScheduleRow::as_select())
+            .order(schedules::id.asc())
+            .for_no_key_update()
+            .load::<ScheduleRow>(conn)?
+        {
+            let record: ScheduleRecord = row.try_into()?;
+            records.insert(record.id.clone(), record);
+        }
+        let mut wakes: Vec<Option<Wake>> = Vec::with_capacity(requests.len());
+        for (id, now, armed_for) in requests {
+            wakes.push(
+                records
+                    .get_mut(id)
+                    .map(|record| Wake::plan(record, *now, *armed_for)),
             );
         }
-        stats.apply(conn)?;
-        Ok(out
+        let rows: Vec<RunRow> = wakes
+            .iter()
+            .flatten()
+            .flat_map(|w| w.rows.iter().cloned())
+            .collect();
+        let inserted: HashSet<String> = runs::insert_many_if_absent(conn, &rows)?
             .into_iter()
-            .map(|r| r.unwrap_or(Err(StoreError::NotFound)))
+            .collect();
+        let mut stats = StatsDelta::default();
+        let mut progress = Progress::default();
+        for w in wakes.iter().flatten() {
+            for r in &w.rows {
+                if r.status == RunStatus::Skipped && inserted.contains(&r.id) {
+                    stats.ended(r, RunStatus::Skipped, r.created_at);
+                }
+            }
+            if w.advanced {
+                progress.push(&w.record);
+            }
+            if w.recount {
+                set_remaining(conn, &w.record.id, w.record.occurrences_remaining)?;
+            }
+        }
+        progress.write(conn)?;
+        stats.apply(conn)?;
+        Ok(wakes
+            .into_iter()
+            .map(|w| match w {
+                None => Err(StoreError::NotFound),
+                Some(w) => Ok(w.into_materialised(&inserted)),
+            })
             .collect())
     })
 }
 
-/// The body of [`materialise_due`], inside the caller's transaction; the skipped runs it
-/// inserts are counted in `stats`, which the caller applies last.
-fn materialise_due_within(
-    conn: &mut PgConnection,
-    id: &str,
-    now: DateTime<Utc>,
-    armed_for: Option<DateTime<Utc>>,
-    stats: &mut StatsDelta,
-) -> Result<Materialised, StoreError> {
-    let mut record = find_for_update(conn, id)?;
-    // Armed for an occurrence that is already materialised: another timer got there first.
-    let taken = usize::from(armed_for.is_some_and(|a| record.last_run_at.is_some_and(|l| l >= a)));
-    let due = match record.due_by(now) {
-        Some(next) => next,
-        None => {
-            return Ok(Materialised {
-                record,
-                runnable: Vec::new(),
+/// One schedule's wake-up, planned from its locked row: the rows to insert and the record
+/// as it will be stored.
+struct Wake {
+    record: ScheduleRecord,
+    /// Skipped runs first, then runnable ones, oldest first.
+    rows: Vec<RunRow>,
+    skipped: usize,
+    /// The occurrence it was armed for was already passed by `last_run_at`.
+    taken: usize,
+    /// `next_run_at`/`last_run_at` moved (something was due).
+    advanced: bool,
+    /// `occurrences_remaining` changed.
+    recount: bool,
+}
+
+impl Wake {
+    /// Applies the misfire rule to what is due by `now` and advances `record` (the map's
+    /// copy, so a second request for the same schedule plans from this one's outcome).
+    fn plan(
+        record: &mut ScheduleRecord,
+        now: DateTime<Utc>,
+        armed_for: Option<DateTime<Utc>>,
+    ) -> Wake {
+        // Armed for an occurrence that is already materialised: another timer got there first.
+        let taken =
+            usize::from(armed_for.is_some_and(|a| record.last_run_at.is_some_and(|l| l >= a)));
+        let Some(due) = record.due_by(now) else {
+            return Wake {
+                record: record.clone(),
+                rows: Vec::new(),
                 skipped: 0,
-                conflicts: taken,
-            })
-        }
-    };
-    let spec = &record.spec;
-    let plan = misfire::plan(
-        spec.policy.misfire,
-        &spec.cadence,
-        spec.timezone,
-        &spec.bounds(),
-        due - chrono::Duration::microseconds(1),
-        now,
-        misfire::grace(armed_for, due),
-    );
-    let (plan, held) = limited::cap(plan, record.occurrences_remaining);
-    let mut rows = Vec::with_capacity(plan.run.len() + plan.skip.len());
-    for (i, nominal) in plan.skip.iter().enumerate() {
-        let mut r = RunRow::new(
-            ScheduleId(id),
-            ids::occurrence_key(id, *nominal),
-            *nominal,
-            *nominal,
-            RunStatus::Skipped,
-            1,
+                taken,
+                advanced: false,
+                recount: false,
+            };
+        };
+        let id = record.id.clone();
+        let spec = &record.spec;
+        let plan = misfire::plan(
+            spec.policy.misfire,
+            &spec.cadence,
+            spec.timezone,
+            &spec.bounds(),
+            due - chrono::Duration::microseconds(1),
             now,
+            misfire::grace(armed_for, due),
         );
-        r.finished_at = Some(now);
-        let mut reason = format!(
-            "missed: overdue when the schedule woke up (misfire policy {})",
-            spec.policy.misfire
-        );
-        if i == 0 && plan.unrecorded_skips > 0 {
-            reason.push_str(&format!(
-                "; {} older missed occurrences were not recorded",
-                plan.unrecorded_skips
-            ));
+        let (plan, held) = limited::cap(plan, record.occurrences_remaining);
+        let mut rows = Vec::with_capacity(plan.run.len() + plan.skip.len());
+        for (i, nominal) in plan.skip.iter().enumerate() {
+            let mut r = RunRow::new(
+                ScheduleId(&id),
+                ids::occurrence_key(&id, *nominal),
+                *nominal,
+                *nominal,
+                RunStatus::Skipped,
+                1,
+                now,
+            );
+            r.finished_at = Some(now);
+            let mut reason = format!(
+                "missed: overdue when the schedule woke up (misfire policy {})",
+                spec.policy.misfire
+            );
+            if i == 0 && plan.unrecorded_skips > 0 {
+                reason.push_str(&format!(
+                    "; {} older missed occurrences were not recorded",
+                    plan.unrecorded_skips
+                ));
+            }
+            r.error_text = Some(reason);
+            rows.push(r);
         }
-        r.error_text = Some(reason);
-        rows.push(r);
-    }
-    let runnable_rows: Vec<RunRow> = plan
-        .run
-        .iter()
-        .map(|nominal| {
-            let key = ids::occurrence_key(id, *nominal);
+        for nominal in &plan.run {
+            let key = ids::occurrence_key(&id, *nominal);
             let due_time = jitter::due_time(*nominal, &key, spec.policy.jitter_seconds);
-            RunRow::new(
-                ScheduleId(id),
+            rows.push(RunRow::new(
+                ScheduleId(&id),
                 key,
                 *nominal,
                 due_time,
                 RunStatus::Pending,
                 1,
                 now,
-            )
-        })
-        .collect();
-    rows.extend(runnable_rows.iter().cloned());
-    let inserted = runs::insert_many_if_absent(conn, &rows)?;
-    for r in rows.iter().filter(|r| r.status == RunStatus::Skipped) {
-        if inserted.contains(&r.id) {
-            stats.ended(r, RunStatus::Skipped, now);
+            ));
+        }
+        let newest = plan.newest().unwrap_or(due);
+        record.last_run_at = Some(record.last_run_at.map_or(newest, |l| l.max(newest)));
+        record.next_run_at = record.spec.next_after(now.max(newest));
+        let recount = record.occurrences_remaining.is_some();
+        if let Some(left) = record.occurrences_remaining {
+            let held = i32::try_from(held).unwrap_or(i32::MAX);
+            record.occurrences_remaining = Some(left.saturating_sub(held).max(0));
+        }
+        let limited = record.clone().limited();
+        record.next_run_at = limited.next_run_at;
+        Wake {
+            record: limited,
+            rows,
+            skipped: plan.skip.len() + plan.unrecorded_skips,
+            taken,
+            advanced: true,
+            recount,
         }
     }
-    let runnable: Vec<RunRow> = runnable_rows
-        .into_iter()
-        .filter(|r| inserted.contains(&r.id))
-        .collect();
-    let newest = plan.newest().unwrap_or(due);
-    record.last_run_at = Some(record.last_run_at.map_or(newest, |l| l.max(newest)));
-    record.next_run_at = record.spec.next_after(now.max(newest));
-    if let Some(left) = record.occurrences_remaining {
-        let held = i32::try_from(held).unwrap_or(i32::MAX);
-        record.occurrences_remaining = Some(left.saturating_sub(held).max(0));
-        set_remaining(conn, id, record.occurrences_remaining)?;
+
+    fn into_materialised(self, inserted: &HashSet<String>) -> Materialised {
+        let written = self
+            .rows
+            .iter()
+            .filter(|r| inserted.contains(&r.id))
+            .count();
+        let conflicts = self.taken + (self.rows.len() - written);
+        Materialised {
+            record: self.record,
+            runnable: self
+                .rows
+                .into_iter()
+                .filter(|r| r.status != RunStatus::Skipped && inserted.contains(&r.id))
+                .collect(),
+            skipped: self.skipped,
+            conflicts,
+        }
     }
-    let record = record.limited();
-    set_progress(conn, id, record.next_run_at, record.last_run_at)?;
-    Ok(Materialised {
-        record,
-        runnable,
-        skipped: plan.skip.len() + plan.unrecorded_skips,
-        conflicts: taken + (rows.len() - inserted.len()),
-    })
+}
+
+/// Schedules' new `next_run_at`/`last_run_at`, written by one `UPDATE … FROM unnest(…)`.
+#[derive(Default)]
+struct Progress {
+    ids: Vec<String>,
+    next: Vec<Option<DateTime<Utc>>>,
+    last: Vec<Option<DateTime<Utc>>>,
+}
+
+impl Progress {
+    fn push(&mut self, record: &ScheduleRecord) {
+        self.ids.push(record.id.clone());
+        self.next.push(record.next_run_at);
+        self.last.push(record.last_run_at);
+    }
+
+    fn write(self, conn: &mut PgConnection) -> Result<(), StoreError> {
+        use diesel::sql_types::{Array, Nullable, Text, Timestamptz};
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        // The last entry of an id wins, as its wake-up was planned last.
+        diesel::sql_query(
+            "UPDATE schedules AS s SET next_run_at = u.next_run_at, last_run_at = u.last_run_at \
+             FROM (SELECT DISTINCT ON (id) id, next_run_at, last_run_at \
+                   FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) \
+                   WITH ORDINALITY AS x(id, next_run_at, last_run_at, n) \
+                   ORDER BY id, n DESC) AS u \
+             WHERE s.id = u.id",
+        )
+        .bind::<Array<Text>, _>(&self.ids)
+        .bind::<Array<Nullable<Timestamptz>>, _>(&self.next)
+        .bind::<Array<Nullable<Timestamptz>>, _>(&self.last)
+        .execute(conn)?;
+        Ok(())
+    }
 }
 
 /// Locks the schedule, applies `f` to it and stores the result: one transaction. `f` may

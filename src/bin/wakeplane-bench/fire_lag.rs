@@ -11,6 +11,7 @@ use wakeplane::store::schema::{schedule_runs, schedules};
 
 use crate::env::{progress, Api, Database, InProcessServer, ServerTuning};
 use crate::report::{self, Summary};
+use crate::sink::{Sink, TargetKind};
 
 #[derive(Debug, clap::Args)]
 pub struct FireLagArgs {
@@ -44,6 +45,9 @@ pub struct FireLagArgs {
     /// Longest wait for the window's runs to finish after it closes, in seconds.
     #[arg(long, default_value_t = 120)]
     pub drain_timeout: u64,
+    /// What the schedules run.
+    #[arg(long, value_enum, default_value = "noop")]
+    pub target: TargetKind,
 }
 
 /// One run of the window, as read back.
@@ -70,6 +74,7 @@ pub async fn run(args: &FireLagArgs, db: &Database, tuning: ServerTuning) -> Res
     if args.old_runs > 0 {
         crate::retention::seed_old_runs(db, args.old_runs)?;
     }
+    let sink = Sink::start(args.target)?;
     let server = InProcessServer::start(&db.url, tuning)?;
     let api = Api::new(&server.base)?;
 
@@ -98,7 +103,7 @@ pub async fn run(args: &FireLagArgs, db: &Database, tuning: ServerTuning) -> Res
                 "name": format!("lag-{i}"),
                 "timezone": "UTC",
                 "schedule": cadence,
-                "target": {"kind": "workflow", "workflow_id": "builtin.noop"},
+                "target": sink.target(),
                 "policy": {"overlap": "allow"},
                 "start_at": format_instant(start_at),
                 "end_at": format_instant(end_at),
@@ -190,7 +195,7 @@ pub async fn run(args: &FireLagArgs, db: &Database, tuning: ServerTuning) -> Res
         &[
             (
                 "schedules".into(),
-                format!("{n} ({cadence_text}, builtin.noop, overlap allow)"),
+                format!("{n} ({cadence_text}, {}, overlap allow)", sink.describe()),
             ),
             (
                 "creation".into(),
@@ -224,7 +229,10 @@ pub async fn run(args: &FireLagArgs, db: &Database, tuning: ServerTuning) -> Res
                 ),
             ),
             ("by status".into(), status_counts(&rows)),
-        ],
+        ]
+        .into_iter()
+        .chain(sink.witness(ok.len()))
+        .collect::<Vec<_>>(),
     );
     let mut table = Vec::new();
     for (label, s) in [

@@ -28,6 +28,7 @@ mod memory;
 mod reads;
 mod report;
 mod retention;
+mod sink;
 mod throughput;
 
 use std::process::ExitCode;

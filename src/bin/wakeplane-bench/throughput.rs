@@ -11,6 +11,7 @@ use wakeplane::store::schema::schedule_runs;
 
 use crate::env::{progress, Api, Database, InProcessServer, ServerTuning};
 use crate::report::{self, Summary};
+use crate::sink::{Sink, TargetKind};
 
 #[derive(Debug, clap::Args)]
 pub struct ThroughputArgs {
@@ -27,6 +28,9 @@ pub struct ThroughputArgs {
     /// Longest wait for every run to succeed, in seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// What the schedules run.
+    #[arg(long, value_enum, default_value = "noop")]
+    pub target: TargetKind,
 }
 
 /// status, created_at, started_at, finished_at of one run.
@@ -49,6 +53,7 @@ fn manual_runs() -> schedule_runs::BoxedQuery<'static, diesel::pg::Pg> {
 pub async fn run(args: &ThroughputArgs, db: &Database, tuning: ServerTuning) -> Result<()> {
     let n = args.runs;
     let k = args.schedules.max(1);
+    let sink = Sink::start(args.target)?;
     let server = InProcessServer::start(&db.url, tuning)?;
     let api = Api::new(&server.base)?;
     let (ids, _) = api
@@ -58,7 +63,7 @@ pub async fn run(args: &ThroughputArgs, db: &Database, tuning: ServerTuning) -> 
                 "timezone": "UTC",
                 // Never fires during the benchmark: only manual runs.
                 "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
-                "target": {"kind": "workflow", "workflow_id": "builtin.noop"},
+                "target": sink.target(),
                 "policy": {"overlap": "allow", "max_concurrency": MAX_CONCURRENCY},
             })
         })
@@ -161,8 +166,9 @@ pub async fn run(args: &ThroughputArgs, db: &Database, tuning: ServerTuning) -> 
             (
                 "set-up".into(),
                 format!(
-                    "{n} manual triggers over {k} schedule(s) (builtin.noop, overlap allow, \
+                    "{n} manual triggers over {k} schedule(s) ({}, overlap allow, \
                      max_concurrency {MAX_CONCURRENCY}), {} in flight",
+                    sink.describe(),
                     args.concurrency
                 ),
             ),
@@ -194,7 +200,10 @@ pub async fn run(args: &ThroughputArgs, db: &Database, tuning: ServerTuning) -> 
                     report::secs(db_span)
                 ),
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(sink.witness(succeeded))
+        .collect::<Vec<_>>(),
     );
     let mut table = Vec::new();
     for (label, s) in [
