@@ -196,6 +196,54 @@ pub fn insert(conn: &mut PgConnection, record: &ScheduleRecord) -> Result<(), St
     Ok(())
 }
 
+/// A schedule to insert with [`insert_batch`], and whether its owner (another node) is to
+/// be told in the same transaction.
+#[derive(Debug, Clone)]
+pub struct NewSchedule {
+    pub record: ScheduleRecord,
+    pub notify_owner: bool,
+}
+
+/// Inserts new schedules, each durable when this returns `Ok` in its slot (results come
+/// back in `batch` order). All of them go in ONE transaction (one multi-row statement for
+/// the schedules and their stats rows, one `pg_notify` statement for the owners to tell):
+/// one commit for many creates. If that transaction fails, nothing of it was written, and
+/// each schedule is inserted again in a transaction of its own, in order, so a row that
+/// cannot go in (a taken name) fails alone, with the error [`insert`] gives it, and the
+/// others are written.
+pub fn insert_batch(conn: &mut PgConnection, batch: &[NewSchedule]) -> Vec<Result<(), StoreError>> {
+    if batch.len() > 1 {
+        let together = conn.transaction(|conn| {
+            let rows: Vec<ScheduleRow> = batch.iter().map(|n| n.record.to_row()).collect();
+            WithStatsRow(diesel::insert_into(schedules::table).values(&rows)).execute(conn)?;
+            let owners: Vec<&str> = batch
+                .iter()
+                .filter(|n| n.notify_owner)
+                .map(|n| n.record.id.as_str())
+                .collect();
+            super::partitions::notify_each(conn, &owners)
+        });
+        match together {
+            Ok(()) => return batch.iter().map(|_| Ok(())).collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, size = batch.len(), "batch of creates failed; writing them one by one")
+            }
+        }
+    }
+    batch
+        .iter()
+        .map(|n| {
+            if !n.notify_owner {
+                return insert(conn, &n.record);
+            }
+            conn.transaction(|conn| {
+                insert(conn, &n.record)?;
+                super::partitions::notify(conn, &n.record.id)
+            })
+        })
+        .collect()
+}
+
 /// `WITH s AS (<insert into schedules> RETURNING id) INSERT INTO schedule_stats
 /// (schedule_id) SELECT id FROM s`: a schedule and its zero counters in one statement.
 struct WithStatsRow<I>(I);
