@@ -206,7 +206,7 @@ pub struct NewSchedule {
 
 /// Inserts new schedules, each durable when this returns `Ok` in its slot (results come
 /// back in `batch` order). All of them go in ONE transaction (one multi-row statement for
-/// the schedules and their stats rows, one `pg_notify` statement for the owners to tell):
+/// the schedules and their stats rows, [`Unnested`], one `pg_notify` statement for the owners to tell):
 /// one commit for many creates. If that transaction fails, nothing of it was written, and
 /// each schedule is inserted again in a transaction of its own, in order, so a row that
 /// cannot go in (a taken name) fails alone, with the error [`insert`] gives it, and the
@@ -214,8 +214,7 @@ pub struct NewSchedule {
 pub fn insert_batch(conn: &mut PgConnection, batch: &[NewSchedule]) -> Vec<Result<(), StoreError>> {
     if batch.len() > 1 {
         let together = conn.transaction(|conn| {
-            let rows: Vec<ScheduleRow> = batch.iter().map(|n| n.record.to_row()).collect();
-            WithStatsRow(diesel::insert_into(schedules::table).values(&rows)).execute(conn)?;
+            Unnested::of(batch.iter().map(|n| n.record.to_row()), batch.len()).execute(conn)?;
             let owners: Vec<&str> = batch
                 .iter()
                 .filter(|n| n.notify_owner)
@@ -243,6 +242,103 @@ pub fn insert_batch(conn: &mut PgConnection, batch: &[NewSchedule]) -> Vec<Resul
         })
         .collect()
 }
+
+/// Declares [`Unnested`]: one array per column of `schedules` (`column: SQL type => Rust
+/// type`, in `ScheduleRow`'s order).
+macro_rules! unnested {
+    ($($col:ident: $st:ty => $rt:ty),+ $(,)?) => {
+        /// `WITH s AS (INSERT INTO schedules (…) SELECT * FROM unnest($1, …, $32) RETURNING
+        /// id) INSERT INTO schedule_stats (schedule_id) SELECT id FROM s`: many schedules and
+        /// their zero counters in one statement whose text is the same for any number of
+        /// rows, so diesel prepares it once per connection (a static query id) and
+        /// PostgreSQL parses and plans it once. A `None` is NULL, as `DEFAULT` would be:
+        /// no nullable column of `schedules` has another default.
+        struct Unnested {
+            $($col: Vec<$rt>,)+
+        }
+
+        impl Unnested {
+            fn of(rows: impl Iterator<Item = ScheduleRow>, n: usize) -> Unnested {
+                let mut u = Unnested {
+                    $($col: Vec::with_capacity(n),)+
+                };
+                for row in rows {
+                    $(u.$col.push(row.$col);)+
+                }
+                u
+            }
+        }
+
+        impl diesel::query_builder::QueryFragment<Pg> for Unnested {
+            fn walk_ast<'b>(
+                &'b self,
+                mut out: diesel::query_builder::AstPass<'_, 'b, Pg>,
+            ) -> QueryResult<()> {
+                use diesel::sql_types::*;
+                out.push_sql(concat!(
+                    "WITH s AS (INSERT INTO schedules (",
+                    stringify!($($col),+),
+                    ") SELECT * FROM unnest("
+                ));
+                let mut first = true;
+                $(
+                    if !first {
+                        out.push_sql(", ");
+                    }
+                    first = false;
+                    out.push_bind_param::<Array<$st>, _>(&self.$col)?;
+                )+
+                let _ = first;
+                out.push_sql(
+                    ") RETURNING id) INSERT INTO schedule_stats (schedule_id) SELECT id FROM s",
+                );
+                Ok(())
+            }
+        }
+    };
+}
+
+unnested! {
+    id: Text => String,
+    name: Text => String,
+    enabled: Bool => bool,
+    timezone: Text => String,
+    schedule_kind: Text => String,
+    cron_expr: Nullable<Text> => Option<String>,
+    every_seconds: Nullable<BigInt> => Option<i64>,
+    anchor_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    once_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    target_kind: Text => String,
+    target: Jsonb => serde_json::Value,
+    overlap_policy: Text => String,
+    misfire_policy: Text => String,
+    timeout_seconds: Integer => i32,
+    max_concurrency: Integer => i32,
+    retry_max_attempts: Integer => i32,
+    retry_strategy: Text => String,
+    retry_initial_delay_seconds: Integer => i32,
+    retry_max_delay_seconds: Integer => i32,
+    start_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    end_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    paused_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    next_run_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    last_run_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    created_at: Timestamptz => DateTime<Utc>,
+    updated_at: Timestamptz => DateTime<Utc>,
+    labels: Jsonb => serde_json::Value,
+    description: Nullable<Text> => Option<String>,
+    jitter_seconds: Integer => i32,
+    pause_note: Nullable<Text> => Option<String>,
+    max_occurrences: Nullable<Integer> => Option<i32>,
+    occurrences_remaining: Nullable<Integer> => Option<i32>,
+}
+
+impl diesel::query_builder::QueryId for Unnested {
+    type QueryId = Unnested;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl RunQueryDsl<PgConnection> for Unnested {}
 
 /// `WITH s AS (<insert into schedules> RETURNING id) INSERT INTO schedule_stats
 /// (schedule_id) SELECT id FROM s`: a schedule and its zero counters in one statement.

@@ -158,3 +158,59 @@ async fn a_burst_of_creates_answers_each_and_stores_each_good_one_once() {
         wait_for_runs(&app, id, 1).await;
     }
 }
+
+/// A burst with nothing wrong in it (so its batches commit as they are): every stored
+/// field reads back exactly as the create answered it, whatever the shape of the body.
+#[actix_web::test]
+async fn a_burst_of_varied_creates_reads_back_exactly_as_answered() {
+    let app = spawn_app().await;
+    let replies: Vec<Reply> = join_all((0..48).map(|i| {
+        let app = &app;
+        async move {
+            let mut body = schedule_body(&format!("varied-{i}"));
+            match i % 6 {
+                0 => {}
+                1 => {
+                    body["schedule"] = json!({"kind": "interval", "every_seconds": 90,
+                        "anchor_at": "2030-01-01T00:00:30Z"});
+                    body["description"] = json!(format!("interval {i}"));
+                }
+                2 => {
+                    body["schedule"] = json!({"kind": "once", "at": "2031-06-01T09:00:00Z"});
+                    body["labels"] = json!({"team": "a", "n": format!("{i}")});
+                }
+                3 => {
+                    body["enabled"] = json!(false);
+                    body["max_occurrences"] = json!(3);
+                    body["start_at"] = json!("2030-01-01T00:00:00Z");
+                    body["end_at"] = json!("2032-01-01T00:00:00Z");
+                }
+                4 => {
+                    body["timezone"] = json!("Europe/Berlin");
+                    body["policy"] = json!({"overlap": "allow", "misfire": "catch_up",
+                        "timeout_seconds": 7, "max_concurrency": 2, "jitter_seconds": 5});
+                    body["retry"] = json!({"max_attempts": 4, "strategy": "exponential",
+                        "initial_delay_seconds": 2, "max_delay_seconds": 60});
+                }
+                _ => {
+                    body["target"] = json!({"kind": "http", "method": "post",
+                        "url": "http://127.0.0.1:9/hook", "headers": {"X-N": format!("{i}")},
+                        "body": {"k": [1, 2]}});
+                }
+            }
+            app.post("/v1/schedules", &body).await
+        }
+    }))
+    .await;
+    for (i, r) in replies.iter().enumerate() {
+        assert_eq!(r.status, 201, "request {i}: {}", r.body);
+        let id = r.body["id"].as_str().expect("an id");
+        let mut stored = app.get(&format!("/v1/schedules/{id}")).await.body;
+        let answered = r.body.as_object().expect("an object");
+        let stored = stored.as_object_mut().expect("an object");
+        stored.remove("actor");
+        assert_eq!(stored, answered, "request {i}");
+    }
+    let (items, _) = app.collect_pages("/v1/schedules", 100).await;
+    assert_eq!(items.len(), 48);
+}
