@@ -205,9 +205,9 @@ pub struct NewSchedule {
 }
 
 /// Inserts new schedules, each durable when this returns `Ok` in its slot (results come
-/// back in `batch` order). All of them go in ONE transaction (one multi-row statement for
-/// the schedules and their stats rows, [`Unnested`], one `pg_notify` statement for the owners to tell):
-/// one commit for many creates. If that transaction fails, nothing of it was written, and
+/// back in `batch` order). All of them go in ONE transaction (one statement for the
+/// schedules and their stats rows, [`Unnested`], and one `pg_notify` statement for the
+/// owners to tell): one commit for many creates. If that transaction fails, nothing of it was written, and
 /// each schedule is inserted again in a transaction of its own, in order, so a row that
 /// cannot go in (a taken name) fails alone, with the error [`insert`] gives it, and the
 /// others are written.
@@ -224,9 +224,11 @@ pub fn insert_batch(conn: &mut PgConnection, batch: &[NewSchedule]) -> Vec<Resul
         });
         match together {
             Ok(()) => return batch.iter().map(|_| Ok(())).collect(),
-            Err(e) => {
-                tracing::debug!(error = %e, size = batch.len(), "batch of creates failed; writing them one by one")
-            }
+            Err(e) => tracing::debug!(
+                error = %e,
+                size = batch.len(),
+                "batch of creates failed; writing them one by one"
+            ),
         }
     }
     batch
@@ -263,7 +265,10 @@ macro_rules! unnested {
                     $($col: Vec::with_capacity(n),)+
                 };
                 for row in rows {
-                    $(u.$col.push(row.$col);)+
+                    // Exhaustive: a column added to `ScheduleRow` but not listed here does
+                    // not compile (it would otherwise be left out of batched creates).
+                    let ScheduleRow { $($col),+ } = row;
+                    $(u.$col.push($col);)+
                 }
                 u
             }
