@@ -32,8 +32,9 @@ impl Commands {
 
     #[tracing::instrument(name = "command", skip_all, fields(command = "create"))]
     pub async fn create(&self, body: ScheduleBody) -> Result<ScheduleRecord, CommandError> {
+        let create = CreateSchedule::validated(&body)?;
         self.supervisor
-            .send(CreateSchedule { body })
+            .send(create)
             .await
             .map_err(|_| CommandError::SchedulerUnavailable)?
     }

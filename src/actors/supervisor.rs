@@ -1,21 +1,25 @@
 //! Provides the `Supervisor`: one per node. It owns the registry `schedule_id →
 //! Addr<ScheduleActor>` for the schedules this node owns (`ownership`: the partitions it
 //! holds), starts their actors (read in batches, one batch in flight, so 100,000 schedules
-//! never queue 100,000 reads), creates schedules, routes every other command to the right
-//! actor (or, for a schedule owned elsewhere, applies it through the store and notifies the
-//! owner), restarts actors that die (counting restarts), and runs housekeeping: the cluster
-//! heartbeat every second and a slow safety sweep for changes a notification missed.
+//! never queue 100,000 reads), creates schedules (written in batches, one commit for many:
+//! `creates`), routes every other command to the right actor (or, for a schedule owned
+//! elsewhere, applies it through the store and notifies the owner), restarts actors that
+//! die (counting restarts), and runs housekeeping: the cluster heartbeat every second and a
+//! slow safety sweep for changes a notification missed.
 //!
 //! It never looks for due work: the actors' timers do that.
 
+mod creates;
 pub mod ownership;
+
+pub use creates::CreateSchedule;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 
 use super::executor::ExecutorPool;
 use super::health::HealthBoard;
@@ -25,12 +29,10 @@ use super::remote::{self, ApplyElsewhere};
 use super::schedule::{Loaded, ScheduleActor, ScheduleDeps};
 use super::InSpan;
 use crate::domain::backoff::Backoff;
-use crate::domain::ids;
-use crate::domain::validation::{parse_schedule, ScheduleBody, ValidationContext};
 use crate::store::partitions;
 use crate::store::runs::{self, RunRow};
 use crate::store::schedules::{self, ScheduleRecord};
-use crate::store::{self, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// How often housekeeping runs (the cluster heartbeat and partition renewal).
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
@@ -70,6 +72,8 @@ pub struct Supervisor {
     syncing: bool,
     /// This node's partitions and heartbeat.
     cluster: ownership::Membership,
+    /// Creates waiting for their (batched) transaction.
+    creates: creates::Creates,
 }
 
 impl Supervisor {
@@ -98,6 +102,7 @@ impl Supervisor {
             shutting_down: false,
             syncing: false,
             cluster,
+            creates: creates::Creates::default(),
         }
     }
 
@@ -277,53 +282,6 @@ impl Actor for Supervisor {
                 act.sync(ctx);
             }
         });
-    }
-}
-
-/// HTTP → Supervisor: create a schedule and start its actor.
-#[derive(Message)]
-#[rtype(result = "Result<ScheduleRecord, CommandError>")]
-pub struct CreateSchedule {
-    pub body: ScheduleBody,
-}
-
-impl Handler<CreateSchedule> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<ScheduleRecord, CommandError>>;
-    fn handle(&mut self, msg: CreateSchedule, _: &mut Self::Context) -> Self::Result {
-        if self.shutting_down {
-            // Draining: a new actor would arm timers nobody will honour. 503, retry later.
-            return Box::pin(fut::ready(Err(CommandError::SchedulerUnavailable)));
-        }
-        let now = store::now();
-        let ctx = ValidationContext {
-            now,
-            default_anchor: now.trunc_subsecs(0),
-        };
-        let spec = match parse_schedule(&msg.body, &ctx) {
-            Ok(spec) => spec,
-            Err(details) => return Box::pin(fut::ready(Err(CommandError::Validation(details)))),
-        };
-        let record = ScheduleRecord::create(ids::schedule_id(), spec, now);
-        let to_insert = record.clone();
-        let fut = self
-            .store
-            .run(move |conn| schedules::insert(conn, &to_insert));
-        Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
-            res?;
-            tracing::info!(schedule_id = %record.id, "schedule created");
-            act.remember(&record);
-            if act.cluster.owns(&record.id) {
-                // A new schedule has no runs: its actor starts from the record, without a read.
-                let loaded = Loaded {
-                    record: record.clone(),
-                    runs: Vec::new(),
-                };
-                act.start_actor(record.id.clone(), Some(loaded), ctx);
-            } else {
-                act.notify_owner(record.id.clone(), ctx);
-            }
-            Ok(record)
-        }))
     }
 }
 

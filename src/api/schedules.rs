@@ -184,7 +184,7 @@ pub async fn get(
         .map_err(CommandError::from)?;
     let mut view = ScheduleView::from(&record);
     view.stats = stats.into();
-    view.actor = actor_of(&state, &id).and_then(|snapshot| serde_json::to_value(snapshot).ok());
+    view.actor = actor_of(&state, &id);
     Ok(HttpResponse::Ok().json(view))
 }
 

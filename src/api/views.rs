@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::actors::schedule::ActorSnapshot;
 use crate::domain::labels::Labels;
-use crate::domain::validation::{body_of, CadenceBody, FieldError};
+use crate::domain::validation::{cadence_body_of, CadenceBody, FieldError};
 use crate::domain::{Policy, RetryPolicy, RunStatus, Target, TargetKind};
 use crate::store::runs::{ReceiptRow, RunRow};
 use crate::store::schedules::ScheduleRecord;
@@ -71,12 +71,11 @@ pub struct ScheduleView {
     pub stats: StatsView,
     /// The schedule's live actor on this node (GET only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<ActorSnapshot>)]
-    pub actor: Option<Value>,
+    pub actor: Option<ActorSnapshot>,
 }
 
 fn cadence_of(r: &ScheduleRecord) -> CadenceBody {
-    body_of(&r.spec).schedule.flatten().unwrap_or_default()
+    cadence_body_of(&r.spec.cadence)
 }
 
 impl From<&ScheduleRecord> for ScheduleView {

@@ -136,6 +136,19 @@ pub fn notify(conn: &mut PgConnection, payload: &str) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// Sends each of `payloads` on [`CHANNEL`] in one statement; inside a transaction they are
+/// delivered on commit.
+pub fn notify_each(conn: &mut PgConnection, payloads: &[&str]) -> Result<(), StoreError> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query("SELECT pg_notify($1, p) FROM unnest($2) AS p")
+        .bind::<Text, _>(CHANNEL)
+        .bind::<Array<Text>, _>(payloads)
+        .execute(conn)?;
+    Ok(())
+}
+
 /// The ids of every schedule (the caller keeps those in its partitions).
 pub fn schedule_ids(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
     use super::schema::schedules;

@@ -198,6 +198,155 @@ pub fn insert(conn: &mut PgConnection, record: &ScheduleRecord) -> Result<(), St
     Ok(())
 }
 
+/// A schedule to insert with [`insert_batch`], and whether its owner (another node) is to
+/// be told in the same transaction.
+#[derive(Debug, Clone)]
+pub struct NewSchedule {
+    pub record: ScheduleRecord,
+    pub notify_owner: bool,
+}
+
+/// Inserts new schedules, each durable when this returns `Ok` in its slot (results come
+/// back in `batch` order). All of them go in ONE transaction (one statement for the
+/// schedules and their stats rows, [`Unnested`], and one `pg_notify` statement for the
+/// owners to tell): one commit for many creates. If that transaction fails, nothing of it was written, and
+/// each schedule is inserted again in a transaction of its own, in order, so a row that
+/// cannot go in (a taken name) fails alone, with the error [`insert`] gives it, and the
+/// others are written.
+pub fn insert_batch(conn: &mut PgConnection, batch: &[NewSchedule]) -> Vec<Result<(), StoreError>> {
+    if batch.len() > 1 {
+        let together = conn.transaction(|conn| {
+            Unnested::of(batch.iter().map(|n| n.record.to_row()), batch.len()).execute(conn)?;
+            let owners: Vec<&str> = batch
+                .iter()
+                .filter(|n| n.notify_owner)
+                .map(|n| n.record.id.as_str())
+                .collect();
+            super::partitions::notify_each(conn, &owners)
+        });
+        match together {
+            Ok(()) => return batch.iter().map(|_| Ok(())).collect(),
+            Err(e) => tracing::debug!(
+                error = %e,
+                size = batch.len(),
+                "batch of creates failed; writing them one by one"
+            ),
+        }
+    }
+    batch
+        .iter()
+        .map(|n| {
+            if !n.notify_owner {
+                return insert(conn, &n.record);
+            }
+            conn.transaction(|conn| {
+                insert(conn, &n.record)?;
+                super::partitions::notify(conn, &n.record.id)
+            })
+        })
+        .collect()
+}
+
+/// Declares [`Unnested`]: one array per column of `schedules` (`column: SQL type => Rust
+/// type`, in `ScheduleRow`'s order).
+macro_rules! unnested {
+    ($($col:ident: $st:ty => $rt:ty),+ $(,)?) => {
+        /// `WITH s AS (INSERT INTO schedules (…) SELECT * FROM unnest($1, …, $32) RETURNING
+        /// id) INSERT INTO schedule_stats (schedule_id) SELECT id FROM s`: many schedules and
+        /// their zero counters in one statement whose text is the same for any number of
+        /// rows, so diesel prepares it once per connection (a static query id) and
+        /// PostgreSQL parses and plans it once. A `None` is NULL, as `DEFAULT` would be:
+        /// no nullable column of `schedules` has another default.
+        struct Unnested {
+            $($col: Vec<$rt>,)+
+        }
+
+        impl Unnested {
+            fn of(rows: impl Iterator<Item = ScheduleRow>, n: usize) -> Unnested {
+                let mut u = Unnested {
+                    $($col: Vec::with_capacity(n),)+
+                };
+                for row in rows {
+                    // Exhaustive: a column added to `ScheduleRow` but not listed here does
+                    // not compile (it would otherwise be left out of batched creates).
+                    let ScheduleRow { $($col),+ } = row;
+                    $(u.$col.push($col);)+
+                }
+                u
+            }
+        }
+
+        impl diesel::query_builder::QueryFragment<Pg> for Unnested {
+            fn walk_ast<'b>(
+                &'b self,
+                mut out: diesel::query_builder::AstPass<'_, 'b, Pg>,
+            ) -> QueryResult<()> {
+                use diesel::sql_types::*;
+                out.push_sql(concat!(
+                    "WITH s AS (INSERT INTO schedules (",
+                    stringify!($($col),+),
+                    ") SELECT * FROM unnest("
+                ));
+                let mut first = true;
+                $(
+                    if !first {
+                        out.push_sql(", ");
+                    }
+                    first = false;
+                    out.push_bind_param::<Array<$st>, _>(&self.$col)?;
+                )+
+                let _ = first;
+                out.push_sql(
+                    ") RETURNING id) INSERT INTO schedule_stats (schedule_id) SELECT id FROM s",
+                );
+                Ok(())
+            }
+        }
+    };
+}
+
+unnested! {
+    id: Text => String,
+    name: Text => String,
+    enabled: Bool => bool,
+    timezone: Text => String,
+    schedule_kind: Text => String,
+    cron_expr: Nullable<Text> => Option<String>,
+    every_seconds: Nullable<BigInt> => Option<i64>,
+    anchor_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    once_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    target_kind: Text => String,
+    target: Jsonb => serde_json::Value,
+    overlap_policy: Text => String,
+    misfire_policy: Text => String,
+    timeout_seconds: Integer => i32,
+    max_concurrency: Integer => i32,
+    retry_max_attempts: Integer => i32,
+    retry_strategy: Text => String,
+    retry_initial_delay_seconds: Integer => i32,
+    retry_max_delay_seconds: Integer => i32,
+    start_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    end_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    paused_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    next_run_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    last_run_at: Nullable<Timestamptz> => Option<DateTime<Utc>>,
+    created_at: Timestamptz => DateTime<Utc>,
+    updated_at: Timestamptz => DateTime<Utc>,
+    labels: Jsonb => serde_json::Value,
+    description: Nullable<Text> => Option<String>,
+    jitter_seconds: Integer => i32,
+    pause_note: Nullable<Text> => Option<String>,
+    max_occurrences: Nullable<Integer> => Option<i32>,
+    occurrences_remaining: Nullable<Integer> => Option<i32>,
+}
+
+impl diesel::query_builder::QueryId for Unnested {
+    type QueryId = Unnested;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl RunQueryDsl<PgConnection> for Unnested {}
+
 /// `WITH s AS (<insert into schedules> RETURNING id) INSERT INTO schedule_stats
 /// (schedule_id) SELECT id FROM s`: a schedule and its zero counters in one statement.
 struct WithStatsRow<I>(I);

@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP API against a real PostgreSQL and real HTTP.
 
 mod controls;
+mod creates;
 mod errors;
 mod health;
 mod helpers;

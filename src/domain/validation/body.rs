@@ -206,10 +206,10 @@ pub fn merge_patch(current: &ScheduleBody, patch: &ScheduleBody) -> ScheduleBody
     merged
 }
 
-/// The body that would recreate `spec` exactly (used as the base of a PATCH).
-pub fn body_of(spec: &ScheduleSpec) -> ScheduleBody {
+/// The cadence as a body would state it (what a view shows of it).
+pub fn cadence_body_of(cadence: &Cadence) -> CadenceBody {
     use crate::domain::ids::format_instant;
-    let schedule = match &spec.cadence {
+    match cadence {
         Cadence::Cron(expr) => CadenceBody {
             kind: Some("cron".into()),
             expr: Some(expr.as_str().to_string()),
@@ -229,7 +229,13 @@ pub fn body_of(spec: &ScheduleSpec) -> ScheduleBody {
             at: Some(format_instant(*at)),
             ..Default::default()
         },
-    };
+    }
+}
+
+/// The body that would recreate `spec` exactly (used as the base of a PATCH).
+pub fn body_of(spec: &ScheduleSpec) -> ScheduleBody {
+    use crate::domain::ids::format_instant;
+    let schedule = cadence_body_of(&spec.cadence);
     let target = match &spec.target {
         Target::Http {
             method,

@@ -18,7 +18,8 @@ use serde::Serialize;
 use super::schedule::ScheduleSpec;
 use body::flat;
 pub use body::{
-    body_of, merge_patch, CadenceBody, PolicyBody, RetryBody, ScheduleBody, TargetBody,
+    body_of, cadence_body_of, merge_patch, CadenceBody, PolicyBody, RetryBody, ScheduleBody,
+    TargetBody,
 };
 pub use parse::parse_instant;
 use parse::{int_field, parse_cadence, parse_optional_instant, parse_policy, parse_retry};
