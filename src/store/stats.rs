@@ -94,45 +94,70 @@ impl StatsDelta {
     }
 
     /// Adds the delta to the stored counters (creating a schedule's row on first use), in
-    /// schedule id order. Part of the caller's transaction, as its last write.
+    /// schedule id order, with one statement of one shape whatever the number of
+    /// schedules. Part of the caller's transaction, as its last write.
     pub fn apply(&self, conn: &mut PgConnection) -> Result<(), StoreError> {
-        for (schedule_id, c) in &self.by_schedule {
-            let [succeeded, failed, dead_lettered, cancelled, skipped] = c.by_status;
-            let last = c.last.as_ref();
-            diesel::sql_query(
-                "INSERT INTO schedule_stats AS s (schedule_id, runs_total, succeeded, failed, \
-                 dead_lettered, cancelled, skipped, last_status, last_run_id, last_finished_at, \
-                 last_duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (schedule_id) DO UPDATE SET \
-                 runs_total = s.runs_total + excluded.runs_total, \
-                 succeeded = s.succeeded + excluded.succeeded, \
-                 failed = s.failed + excluded.failed, \
-                 dead_lettered = s.dead_lettered + excluded.dead_lettered, \
-                 cancelled = s.cancelled + excluded.cancelled, \
-                 skipped = s.skipped + excluded.skipped, \
-                 (last_status, last_run_id, last_finished_at, last_duration_ms) = \
-                 (SELECT CASE WHEN newer THEN excluded.last_status ELSE s.last_status END, \
-                         CASE WHEN newer THEN excluded.last_run_id ELSE s.last_run_id END, \
-                         CASE WHEN newer THEN excluded.last_finished_at ELSE s.last_finished_at END, \
-                         CASE WHEN newer THEN excluded.last_duration_ms ELSE s.last_duration_ms END \
-                  FROM (SELECT excluded.last_finished_at IS NOT NULL AND \
-                        (s.last_finished_at IS NULL OR (excluded.last_finished_at, excluded.last_run_id) \
-                        > (s.last_finished_at, s.last_run_id)) \
-                        AS newer) n)",
-            )
-            .bind::<Text, _>(schedule_id)
-            .bind::<BigInt, _>(c.by_status.iter().sum::<i64>())
-            .bind::<BigInt, _>(succeeded)
-            .bind::<BigInt, _>(failed)
-            .bind::<BigInt, _>(dead_lettered)
-            .bind::<BigInt, _>(cancelled)
-            .bind::<BigInt, _>(skipped)
-            .bind::<Nullable<Text>, _>(last.map(|l| l.status.as_str()))
-            .bind::<Nullable<Text>, _>(last.map(|l| l.run_id.as_str()))
-            .bind::<Nullable<Timestamptz>, _>(last.map(|l| l.finished_at))
-            .bind::<Nullable<BigInt>, _>(last.and_then(|l| l.duration_ms))
-            .execute(conn)?;
+        use diesel::sql_types::Array;
+        if self.by_schedule.is_empty() {
+            return Ok(());
         }
+        let n = self.by_schedule.len();
+        let mut ids: Vec<&str> = Vec::with_capacity(n);
+        let mut columns: [Vec<i64>; 6] = Default::default();
+        let mut last_status: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut last_run_id: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut last_finished_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut last_duration_ms: Vec<Option<i64>> = Vec::with_capacity(n);
+        // A BTreeMap: ids come in order, so the rows are locked in schedule id order.
+        for (schedule_id, c) in &self.by_schedule {
+            ids.push(schedule_id);
+            columns[0].push(c.by_status.iter().sum::<i64>());
+            for (column, n) in columns[1..].iter_mut().zip(c.by_status) {
+                column.push(n);
+            }
+            let last = c.last.as_ref();
+            last_status.push(last.map(|l| l.status.as_str()));
+            last_run_id.push(last.map(|l| l.run_id.as_str()));
+            last_finished_at.push(last.map(|l| l.finished_at));
+            last_duration_ms.push(last.and_then(|l| l.duration_ms));
+        }
+        let [runs_total, succeeded, failed, dead_lettered, cancelled, skipped] = columns;
+        diesel::sql_query(
+            "INSERT INTO schedule_stats AS s (schedule_id, runs_total, succeeded, failed, \
+             dead_lettered, cancelled, skipped, last_status, last_run_id, last_finished_at, \
+             last_duration_ms) \
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
+             $6::int8[], $7::int8[], $8::text[], $9::text[], $10::timestamptz[], $11::int8[]) \
+             ORDER BY 1 \
+             ON CONFLICT (schedule_id) DO UPDATE SET \
+             runs_total = s.runs_total + excluded.runs_total, \
+             succeeded = s.succeeded + excluded.succeeded, \
+             failed = s.failed + excluded.failed, \
+             dead_lettered = s.dead_lettered + excluded.dead_lettered, \
+             cancelled = s.cancelled + excluded.cancelled, \
+             skipped = s.skipped + excluded.skipped, \
+             (last_status, last_run_id, last_finished_at, last_duration_ms) = \
+             (SELECT CASE WHEN newer THEN excluded.last_status ELSE s.last_status END, \
+                     CASE WHEN newer THEN excluded.last_run_id ELSE s.last_run_id END, \
+                     CASE WHEN newer THEN excluded.last_finished_at ELSE s.last_finished_at END, \
+                     CASE WHEN newer THEN excluded.last_duration_ms ELSE s.last_duration_ms END \
+              FROM (SELECT excluded.last_finished_at IS NOT NULL AND \
+                    (s.last_finished_at IS NULL OR (excluded.last_finished_at, excluded.last_run_id) \
+                    > (s.last_finished_at, s.last_run_id)) \
+                    AS newer) n)",
+        )
+        .bind::<Array<Text>, _>(&ids)
+        .bind::<Array<BigInt>, _>(&runs_total)
+        .bind::<Array<BigInt>, _>(&succeeded)
+        .bind::<Array<BigInt>, _>(&failed)
+        .bind::<Array<BigInt>, _>(&dead_lettered)
+        .bind::<Array<BigInt>, _>(&cancelled)
+        .bind::<Array<BigInt>, _>(&skipped)
+        .bind::<Array<Nullable<Text>>, _>(&last_status)
+        .bind::<Array<Nullable<Text>>, _>(&last_run_id)
+        .bind::<Array<Nullable<Timestamptz>>, _>(&last_finished_at)
+        .bind::<Array<Nullable<BigInt>>, _>(&last_duration_ms)
+        .execute(conn)?;
         Ok(())
     }
 }
