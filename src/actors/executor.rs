@@ -96,7 +96,15 @@ impl ExecutorPool {
     /// drain waiters once nothing is queued, claiming or running.
     fn hand_out(&mut self, ctx: &mut Context<Self>) {
         let batch = self.idle.len().min(self.queue.len()).min(MAX_CLAIM_BATCH);
-        if self.claims_in_flight < MAX_CLAIMS_IN_FLIGHT && batch > 0 {
+        // A second batch only when it is worth a transaction of its own: a run or two cut
+        // while another claim is in flight would wait on that claim's schedule locks and
+        // cost as much as a full batch.
+        let worth_it = match self.claims_in_flight {
+            0 => batch > 0,
+            n if n < MAX_CLAIMS_IN_FLIGHT => batch >= (self.size / 4).max(1),
+            _ => false,
+        };
+        if worth_it {
             let jobs: Vec<Execute> = self.queue.drain(..batch).collect();
             let reserved: Vec<usize> = self.idle.split_off(self.idle.len() - batch);
             self.claiming.extend(jobs.iter().map(|j| j.run_id.clone()));

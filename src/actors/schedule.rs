@@ -483,7 +483,8 @@ impl ScheduleActor {
     }
 
     fn dispatch_waiting(&mut self, ctx: &mut Context<Self>) {
-        if self.capacity_retry.is_some() || !self.firing_allowed && self.runs.waiting.is_empty() {
+        if self.capacity_retry.is_some() || self.runs.waiting.is_empty() {
+            // Nothing waits: no policy has anything to start, skip or cancel.
             return;
         }
         let Some(record) = &self.record else { return };

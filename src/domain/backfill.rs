@@ -123,12 +123,22 @@ pub fn plan_dispatch(
     waiting: &[String],
     is_backfill: impl Fn(&str) -> bool,
 ) -> DispatchPlan {
+    if waiting.is_empty() {
+        // Nothing to start, skip or replace with, whatever the policy.
+        return DispatchPlan::default();
+    }
     let (backfilled, ordinary): (Vec<String>, Vec<String>) =
         waiting.iter().cloned().partition(|id| is_backfill(id));
     let capacity = max_concurrency.max(1).saturating_sub(active.len());
     let first: Vec<String> = backfilled.into_iter().take(capacity).collect();
-    let busy: Vec<String> = active.iter().chain(&first).cloned().collect();
-    let mut out = dispatch::plan(policy, max_concurrency, &busy, cancelling, &ordinary);
+    // `active` is copied only when backfilled runs join it: a schedule with thousands of
+    // runs in flight must not copy them all on every dispatch.
+    let mut out = if first.is_empty() {
+        dispatch::plan(policy, max_concurrency, active, cancelling, &ordinary)
+    } else {
+        let busy: Vec<String> = active.iter().chain(&first).cloned().collect();
+        dispatch::plan(policy, max_concurrency, &busy, cancelling, &ordinary)
+    };
     out.cancel.retain(|id| !is_backfill(id));
     out.start.splice(0..0, first);
     out

@@ -79,10 +79,10 @@ pub fn claim_and_start(
     conn.transaction(|conn| {
         let capacity = lock_capacities(conn, &schedule_ids)?;
         let active = count_active(conn, &schedule_ids)?;
-        let eligible = due_waiting(conn, &run_ids, &schedule_ids, now)?;
+        let eligible = due_waiting(conn, &run_ids, now)?;
         let (mut claims, admitted) = admit(requests, &capacity, active, &eligible);
         let expires = now + ttl;
-        let won = mark_started(conn, &admitted, &schedule_ids, worker_id, now, expires)?;
+        let won = mark_started(conn, &admitted, worker_id, now, expires)?;
         insert_leases(conn, &won, worker_id, now, expires)?;
         let mut won: HashMap<String, RunRow> = won.into_iter().map(|r| (r.id.clone(), r)).collect();
         for (r, c) in requests.iter().zip(claims.iter_mut()) {
@@ -138,15 +138,16 @@ fn count_active(
 
 /// The requested runs still waiting and due: only those may take a capacity slot. (The
 /// schedule locks serialise claimers; [`mark_claimed`] re-checks against anything else.)
+///
+/// By primary key only: a schedule's other waiting runs (thousands, behind a burst of
+/// triggers) must not tempt the planner into its waiting-runs index.
 fn due_waiting(
     conn: &mut PgConnection,
     run_ids: &[&str],
-    schedule_ids: &[&str],
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, StoreError> {
     Ok(schedule_runs::table
         .filter(schedule_runs::id.eq_any(run_ids))
-        .filter(schedule_runs::schedule_id.eq_any(schedule_ids))
         .filter(schedule_runs::status.eq_any(RunStatus::WAITING))
         .filter(schedule_runs::due_time.le(now))
         .select(schedule_runs::id)
@@ -192,7 +193,6 @@ fn admit<'r>(
 fn mark_started(
     conn: &mut PgConnection,
     admitted: &[&str],
-    schedule_ids: &[&str],
     worker_id: &str,
     now: DateTime<Utc>,
     expires: DateTime<Utc>,
@@ -203,7 +203,6 @@ fn mark_started(
     Ok(diesel::update(
         schedule_runs::table
             .filter(schedule_runs::id.eq_any(admitted))
-            .filter(schedule_runs::schedule_id.eq_any(schedule_ids))
             .filter(schedule_runs::status.eq_any(RunStatus::WAITING))
             .filter(schedule_runs::due_time.le(now)),
     )
