@@ -12,3 +12,4 @@ mod runs;
 mod schedules;
 mod security;
 mod stats;
+mod totals;
