@@ -62,9 +62,10 @@ pub struct Supervisor {
     /// Commands forwarded to each actor and not yet answered (its mailbox depth as far as
     /// commands go).
     inflight: HashMap<String, usize>,
-    registry: HashMap<String, Addr<ScheduleActor>>,
+    /// Keyed by the actor's own id (see [`Supervisor::shared_id`]), as is `seen`.
+    registry: HashMap<Arc<str>, Addr<ScheduleActor>>,
     /// `updated_at` of each schedule as this node last applied it.
-    seen: HashMap<String, DateTime<Utc>>,
+    seen: HashMap<Arc<str>, DateTime<Utc>>,
     restarts: HashMap<String, u32>,
     /// The newest `updated_at` seen so far.
     watermark: Option<DateTime<Utc>>,
@@ -141,6 +142,7 @@ impl Supervisor {
             }
         };
         let restarts = self.restarts.get(&id).copied().unwrap_or(0);
+        let id = self.shared_id(&id);
         let addr = ScheduleActor::new(id.clone(), deps, restarts)
             .with_loaded(loaded)
             .with_lease(self.cluster.lease_of(&id))
@@ -172,7 +174,8 @@ impl Supervisor {
                     if act.seen.get(id.as_str()) == Some(&updated_at) {
                         continue;
                     }
-                    act.seen.insert(id.clone(), updated_at);
+                    let shared = act.shared_id(&id);
+                    act.seen.insert(shared, updated_at);
                     match act.registry.get(id.as_str()) {
                         Some(addr) => addr.do_send(Reload),
                         None if !act.shutting_down && act.cluster.owns(&id) => {
@@ -267,7 +270,20 @@ impl Supervisor {
     }
 
     fn remember(&mut self, record: &ScheduleRecord) {
-        self.seen.insert(record.id.clone(), record.updated_at);
+        let id = self.shared_id(&record.id);
+        self.seen.insert(id, record.updated_at);
+    }
+
+    /// `id` as the one `Arc<str>` its actor, the health board, `registry` and `seen` share:
+    /// the key already held for it, else a new one. (`HashMap::insert` keeps the key it
+    /// has, so inserting an equal `Arc` never makes a second copy.)
+    fn shared_id(&self, id: &str) -> Arc<str> {
+        self.registry
+            .get_key_value(id)
+            .map(|(k, _)| k)
+            .or_else(|| self.seen.get_key_value(id).map(|(k, _)| k))
+            .cloned()
+            .unwrap_or_else(|| Arc::from(id))
     }
 
     /// Tells schedule `id`'s owner (another node) that it changed; a lost notification is
