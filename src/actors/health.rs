@@ -7,7 +7,7 @@
 //! `GET /v1/schedules/{id}` reads it without a message to a possibly busy actor.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -83,12 +83,14 @@ impl Entry {
 
 #[derive(Default)]
 struct Board {
-    entries: HashMap<String, Entry>,
+    /// Keyed by the actor's own id (one shared allocation per schedule, see
+    /// `ScheduleActor::new`), as is `armed`.
+    entries: HashMap<Arc<str>, Entry>,
     /// Ids whose entry has an `unhealthy_reason`, kept up to date on every change so that
     /// a status read never walks every entry.
     unhealthy: BTreeSet<String>,
     counts: [usize; 5],
-    armed: BTreeSet<(DateTime<Utc>, String)>,
+    armed: BTreeSet<(DateTime<Utc>, Arc<str>)>,
     restarts_total: u64,
     lags_ms: VecDeque<f64>,
     max_mailbox: usize,
@@ -194,7 +196,7 @@ impl HealthBoard {
     /// Records an actor's state and (when armed) its next fire; registers it if new.
     pub fn set_state(
         &self,
-        id: &str,
+        id: &Arc<str>,
         name: &str,
         state: ActorState,
         next_fire: Option<DateTime<Utc>>,
@@ -203,8 +205,8 @@ impl HealthBoard {
         let next_fire = next_fire.filter(|_| state == ActorState::Armed);
         let metrics = &self.metrics;
         self.with(|b| {
-            let previous = b.entries.get(id).map(|e| (e.state, e.next_fire));
-            let entry = b.entries.entry(id.to_string()).or_insert_with(|| Entry {
+            let previous = b.entries.get(&**id).map(|e| (e.state, e.next_fire));
+            let entry = b.entries.entry(id.clone()).or_insert_with(|| Entry {
                 name: String::new(),
                 state,
                 next_fire: None,
@@ -223,7 +225,7 @@ impl HealthBoard {
             entry.next_fire = next_fire;
             if let Some((old_state, old_fire)) = previous {
                 if let Some(f) = old_fire {
-                    b.armed.remove(&(f, id.to_string()));
+                    b.armed.remove(&(f, id.clone()));
                 }
                 b.counts[slot(old_state)] = b.counts[slot(old_state)].saturating_sub(1);
                 metrics
@@ -232,7 +234,7 @@ impl HealthBoard {
                     .set(b.counts[slot(old_state)] as i64);
             }
             if let Some(f) = next_fire {
-                b.armed.insert((f, id.to_string()));
+                b.armed.insert((f, id.clone()));
             }
             b.counts[slot(state)] += 1;
             metrics
@@ -247,10 +249,10 @@ impl HealthBoard {
         let metrics = &self.metrics;
         self.with(|b| {
             b.unhealthy.remove(id);
-            if let Some(e) = b.entries.remove(id) {
+            if let Some((key, e)) = b.entries.remove_entry(id) {
                 b.counts[slot(e.state)] = b.counts[slot(e.state)].saturating_sub(1);
                 if let Some(f) = e.next_fire {
-                    b.armed.remove(&(f, id.to_string()));
+                    b.armed.remove(&(f, key));
                 }
                 metrics
                     .schedule_actors
@@ -386,7 +388,7 @@ impl HealthBoard {
                     .map(|e| e.name.clone())
                     .unwrap_or_default();
                 unhealthy.push(Unhealthy {
-                    schedule_id: id.clone(),
+                    schedule_id: id.to_string(),
                     name,
                     state: "armed",
                     reason: format!("timer overdue by {} ms", (now - *fire).num_milliseconds()),
@@ -399,7 +401,9 @@ impl HealthBoard {
                 if unhealthy.iter().any(|u| u.schedule_id == *id) {
                     continue; // one line per schedule: its overdue timer is already listed
                 }
-                let Some(e) = b.entries.get(id) else { continue };
+                let Some(e) = b.entries.get(id.as_str()) else {
+                    continue;
+                };
                 if let Some(reason) = e.unhealthy_reason() {
                     unhealthy.push(Unhealthy {
                         schedule_id: id.clone(),
@@ -435,7 +439,7 @@ impl HealthBoard {
                     },
                     unhealthy,
                 },
-                next_due: b.armed.iter().next().map(|(f, id)| (id.clone(), *f)),
+                next_due: b.armed.iter().next().map(|(f, id)| (id.to_string(), *f)),
                 last_tick_at: b.last_tick_at,
                 workers_active: b.workers_active,
                 workers_capacity: b.workers_capacity,
@@ -462,7 +466,7 @@ mod tests {
     fn the_unhealthy_list_follows_each_change_without_a_scan() {
         let board = HealthBoard::new(Metrics::new());
         for id in ["sch_a", "sch_b", "sch_c"] {
-            board.set_state(id, id, ActorState::Armed, None, 0);
+            board.set_state(&id.into(), id, ActorState::Armed, None, 0);
         }
         assert!(unhealthy_ids(&board).is_empty());
         for _ in 0..FAILURES_UNHEALTHY {
@@ -474,10 +478,10 @@ mod tests {
         assert_eq!(view.actors.unhealthy[0].reason, "3 failed runs in a row");
         board.record_run_end("sch_b", RunStatus::Succeeded);
         assert_eq!(unhealthy_ids(&board), ["sch_c"]);
-        board.set_state("sch_a", "sch_a", ActorState::Restarting, None, 1);
+        board.set_state(&"sch_a".into(), "sch_a", ActorState::Restarting, None, 1);
         assert_eq!(unhealthy_ids(&board), ["sch_a", "sch_c"]);
         board.remove("sch_c");
-        board.set_state("sch_a", "sch_a", ActorState::Armed, None, 1);
+        board.set_state(&"sch_a".into(), "sch_a", ActorState::Armed, None, 1);
         assert!(unhealthy_ids(&board).is_empty());
     }
 }
@@ -495,7 +499,7 @@ mod live_tests {
         board.publish("sch_a", Live::default());
         assert!(board.actor_view("sch_a", now).is_none());
         let next = now + Duration::seconds(30);
-        board.set_state("sch_a", "a", ActorState::Armed, Some(next), 2);
+        board.set_state(&"sch_a".into(), "a", ActorState::Armed, Some(next), 2);
         assert!(
             board.actor_view("sch_a", now).is_none(),
             "registered but not loaded yet: no view"
@@ -519,7 +523,7 @@ mod live_tests {
         assert_eq!(v.last_fire_lag_ms, Some(1.5));
         assert_eq!(v.last_error.as_deref(), Some("run r ended failed"));
         // Paused: no next fire shown; the rest stays until the actor publishes again.
-        board.set_state("sch_a", "a", ActorState::Paused, None, 2);
+        board.set_state(&"sch_a".into(), "a", ActorState::Paused, None, 2);
         let v = board.actor_view("sch_a", now).expect("a view");
         assert_eq!((v.state, v.next_fire_in_ms), ("paused", None));
         board.remove("sch_a");
@@ -531,7 +535,7 @@ mod live_tests {
         let board = HealthBoard::new(Metrics::new());
         let now = Utc::now();
         let next = now + Duration::seconds(10);
-        board.set_state("sch_i", "i", ActorState::Armed, Some(next), 0);
+        board.set_state(&"sch_i".into(), "i", ActorState::Armed, Some(next), 0);
         let idle = Live {
             next_run_at: Some(next),
             ..Live::default()

@@ -107,7 +107,9 @@ pub struct Loaded {
 
 /// One schedule's live state.
 pub struct ScheduleActor {
-    id: String,
+    /// Shared with the health board's entry and the Supervisor's registry and `seen` map
+    /// (one allocation per schedule, not five).
+    id: Arc<str>,
     /// Shared by every actor on the node (see `Supervisor`).
     deps: Arc<ScheduleDeps>,
     /// Read for it before it started (boot batches); taken by `started`.
@@ -137,7 +139,7 @@ pub struct ScheduleActor {
 }
 
 impl ScheduleActor {
-    pub fn new(id: String, deps: Arc<ScheduleDeps>, restarts: u32) -> ScheduleActor {
+    pub fn new(id: Arc<str>, deps: Arc<ScheduleDeps>, restarts: u32) -> ScheduleActor {
         ScheduleActor {
             id,
             deps,
@@ -379,7 +381,7 @@ impl ScheduleActor {
         }
         self.set_state(ActorState::Firing);
         let span = tracing::info_span!("schedule", schedule_id = %self.id, step = "fire", nominal = %nominal);
-        let id = self.id.clone();
+        let id = self.id.to_string();
         let now = store::now();
         let asked = self.deps.materialiser.send(MaterialiseDue {
             id,
@@ -518,7 +520,7 @@ impl ScheduleActor {
             self.runs.active.push(run_id.clone());
             self.deps.pool.do_send(Execute {
                 run_id,
-                schedule_id: self.id.clone(),
+                schedule_id: self.id.to_string(),
                 target: target.clone(),
                 timeout,
                 report_to: ctx.address().recipient(),
@@ -687,7 +689,7 @@ impl Actor for ScheduleActor {
             // Disowned (the Supervisor forgot it already) or fenced (it must forget it).
             self.deps.board.remove(&self.id);
             self.deps.supervisor.do_send(ActorStopped {
-                id: self.id.clone(),
+                id: self.id.to_string(),
                 handed_over: Some(ctx.address()),
                 deleted: false,
                 restarts: self.restarts,
@@ -701,7 +703,7 @@ impl Actor for ScheduleActor {
             self.set_state(ActorState::Restarting);
         }
         self.deps.supervisor.do_send(ActorStopped {
-            id: self.id.clone(),
+            id: self.id.to_string(),
             handed_over: None,
             deleted: self.deleted,
             restarts: self.restarts,

@@ -1,11 +1,11 @@
 //! Provides the `Supervisor`: one per node. It owns the registry `schedule_id →
 //! Addr<ScheduleActor>` for the schedules this node owns (`ownership`: the partitions it
-//! holds), starts their actors (read in batches, one batch in flight, so 100,000 schedules
-//! never queue 100,000 reads), creates schedules (written in batches, one commit for many:
-//! `creates`), routes every other command to the right actor (or, for a schedule owned
-//! elsewhere, applies it through the store and notifies the owner), restarts actors that
-//! die (counting restarts), and runs housekeeping: the cluster heartbeat every second and a
-//! slow safety sweep for changes a notification missed.
+//! holds), starts their actors (read in batches, at most `START_BATCHES_IN_FLIGHT` in
+//! flight, so 1,000,000 schedules never queue 1,000,000 reads), creates schedules (written
+//! in batches, one commit for many: `creates`), routes every other command to the right
+//! actor (or, for a schedule owned elsewhere, applies it through the store and notifies the
+//! owner), restarts actors that die (counting restarts), and runs housekeeping: the cluster
+//! heartbeat every second and a slow safety sweep for changes a notification missed.
 //!
 //! It never looks for due work: the actors' timers do that.
 
@@ -15,6 +15,7 @@ pub mod ownership;
 pub use creates::CreateSchedule;
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +47,10 @@ const RESTART_BACKOFF: Backoff =
 const SYNC_SLACK: chrono::Duration = chrono::Duration::seconds(5);
 /// Schedules read per query when starting their actors.
 const START_BATCH: usize = 1000;
+/// Batches read at once when starting actors: one batch's rows are turned into actors
+/// while the next ones are read, and the pool keeps the rest of its connections for
+/// commands and fires.
+const START_BATCHES_IN_FLIGHT: usize = 3;
 
 pub struct Supervisor {
     store: Store,
@@ -58,16 +63,21 @@ pub struct Supervisor {
     /// Commands forwarded to each actor and not yet answered (its mailbox depth as far as
     /// commands go).
     inflight: HashMap<String, usize>,
-    registry: HashMap<String, Addr<ScheduleActor>>,
+    /// Keyed by the actor's own id (see [`Supervisor::shared_id`]), as is `seen`.
+    registry: HashMap<Arc<str>, Addr<ScheduleActor>>,
     /// `updated_at` of each schedule as this node last applied it.
-    seen: HashMap<String, DateTime<Utc>>,
+    seen: HashMap<Arc<str>, DateTime<Utc>>,
     restarts: HashMap<String, u32>,
     /// The newest `updated_at` seen so far.
     watermark: Option<DateTime<Utc>>,
     /// Schedules found by `sync` whose actors are not started yet (read in batches).
     unstarted: BTreeSet<String>,
-    /// A batch of `unstarted` is being read.
-    starting: bool,
+    /// Batches of `unstarted` being read.
+    starting: usize,
+    /// The greatest id a batch in flight took: the next batch takes ids after it. Reset
+    /// when no batch is in flight, so ids a failed batch left (or `sync` added below it)
+    /// are taken again.
+    start_cursor: Option<String>,
     shutting_down: bool,
     syncing: bool,
     /// This node's partitions and heartbeat.
@@ -98,7 +108,8 @@ impl Supervisor {
             // sweep only looks for what changed after.
             watermark: Some(Utc::now()),
             unstarted: BTreeSet::new(),
-            starting: false,
+            starting: 0,
+            start_cursor: None,
             shutting_down: false,
             syncing: false,
             cluster,
@@ -135,6 +146,7 @@ impl Supervisor {
             }
         };
         let restarts = self.restarts.get(&id).copied().unwrap_or(0);
+        let id = self.shared_id(&id);
         let addr = ScheduleActor::new(id.clone(), deps, restarts)
             .with_loaded(loaded)
             .with_lease(self.cluster.lease_of(&id))
@@ -163,11 +175,12 @@ impl Supervisor {
                 act.syncing = false;
                 for (id, updated_at) in rows {
                     act.watermark = Some(act.watermark.map_or(updated_at, |w| w.max(updated_at)));
-                    if act.seen.get(&id) == Some(&updated_at) {
+                    if act.seen.get(id.as_str()) == Some(&updated_at) {
                         continue;
                     }
-                    act.seen.insert(id.clone(), updated_at);
-                    match act.registry.get(&id) {
+                    let shared = act.shared_id(&id);
+                    act.seen.insert(shared, updated_at);
+                    match act.registry.get(id.as_str()) {
                         Some(addr) => addr.do_send(Reload),
                         None if !act.shutting_down && act.cluster.owns(&id) => {
                             act.unstarted.insert(id);
@@ -184,16 +197,32 @@ impl Supervisor {
         }));
     }
 
-    /// Reads the next batch of unstarted schedules (rows and unfinished runs, one query
-    /// each) and starts their actors from it, then the next batch. One batch at a time, so
-    /// start-up leaves the pool to commands and fires. On failure the ids stay unstarted
-    /// and housekeeping tries again.
+    /// Reads the next batches of unstarted schedules (rows and unfinished runs, one query
+    /// each) and starts their actors from them, then the next ones. At most
+    /// `START_BATCHES_IN_FLIGHT` at a time, so start-up leaves the pool to commands and
+    /// fires. On failure the ids stay unstarted and housekeeping tries again.
     fn start_batch(&mut self, ctx: &mut Context<Self>) {
-        if self.starting || self.shutting_down || self.unstarted.is_empty() {
-            return;
+        while self.starting < START_BATCHES_IN_FLIGHT && !self.shutting_down {
+            let ids: Vec<String> = match &self.start_cursor {
+                Some(after) => self
+                    .unstarted
+                    .range::<String, _>((Bound::Excluded(after), Bound::Unbounded))
+                    .take(START_BATCH)
+                    .cloned()
+                    .collect(),
+                None => self.unstarted.iter().take(START_BATCH).cloned().collect(),
+            };
+            let Some(last) = ids.last() else {
+                return;
+            };
+            self.start_cursor = Some(last.clone());
+            self.starting += 1;
+            self.read_batch(ids, ctx);
         }
-        self.starting = true;
-        let ids: Vec<String> = self.unstarted.iter().take(START_BATCH).cloned().collect();
+    }
+
+    /// One batch of [`Self::start_batch`].
+    fn read_batch(&mut self, ids: Vec<String>, ctx: &mut Context<Self>) {
         let wanted = ids.clone();
         let fut = self.store.run(move |conn| {
             let records = schedules::find_many(conn, &wanted)?;
@@ -215,7 +244,10 @@ impl Supervisor {
             )
         });
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            act.starting = false;
+            act.starting -= 1;
+            if act.starting == 0 {
+                act.start_cursor = None;
+            }
             match res {
                 Ok(mut loaded) => {
                     for id in ids {
@@ -242,7 +274,20 @@ impl Supervisor {
     }
 
     fn remember(&mut self, record: &ScheduleRecord) {
-        self.seen.insert(record.id.clone(), record.updated_at);
+        let id = self.shared_id(&record.id);
+        self.seen.insert(id, record.updated_at);
+    }
+
+    /// `id` as the one `Arc<str>` its actor, the health board, `registry` and `seen` share:
+    /// the key already held for it, else a new one. (`HashMap::insert` keeps the key it
+    /// has, so inserting an equal `Arc` never makes a second copy.)
+    fn shared_id(&self, id: &str) -> Arc<str> {
+        self.registry
+            .get_key_value(id)
+            .map(|(k, _)| k)
+            .or_else(|| self.seen.get_key_value(id).map(|(k, _)| k))
+            .cloned()
+            .unwrap_or_else(|| Arc::from(id))
     }
 
     /// Tells schedule `id`'s owner (another node) that it changed; a lost notification is
@@ -295,10 +340,10 @@ where
         if self.shutting_down {
             return Box::pin(fut::ready(Err(CommandError::SchedulerUnavailable)));
         }
-        if !self.registry.contains_key(&msg.id) && !self.cluster.owns(&msg.id) {
+        if !self.registry.contains_key(msg.id.as_str()) && !self.cluster.owns(&msg.id) {
             return self.apply_elsewhere(msg);
         }
-        let known = self.registry.get(&msg.id).cloned();
+        let known = self.registry.get(msg.id.as_str()).cloned();
         let store = self.store.clone();
         let id = msg.id.clone();
         let span = tracing::info_span!("command", command = C::NAME, schedule_id = %msg.id);
@@ -397,15 +442,15 @@ impl Handler<ActorStopped> for Supervisor {
         if let Some(addr) = msg.handed_over {
             // Fenced: this node lost the partition; forget the actor unless a newer one
             // has its place already, and learn the new ownership now.
-            if self.registry.get(&msg.id) == Some(&addr) {
-                self.registry.remove(&msg.id);
+            if self.registry.get(msg.id.as_str()) == Some(&addr) {
+                self.registry.remove(msg.id.as_str());
                 self.cluster_pass(ctx);
             }
             return;
         }
-        self.registry.remove(&msg.id);
+        self.registry.remove(msg.id.as_str());
         if msg.deleted {
-            self.seen.remove(&msg.id);
+            self.seen.remove(msg.id.as_str());
             self.restarts.remove(&msg.id);
             return;
         }
@@ -419,7 +464,10 @@ impl Handler<ActorStopped> for Supervisor {
         tracing::warn!(schedule_id = %msg.id, restarts, error = ?msg.last_error, "restarting schedule actor");
         let id = msg.id;
         ctx.run_later(delay, move |act, ctx| {
-            if !act.shutting_down && !act.registry.contains_key(&id) && act.cluster.owns(&id) {
+            if !act.shutting_down
+                && !act.registry.contains_key(id.as_str())
+                && act.cluster.owns(&id)
+            {
                 act.spawn_actor(id, ctx);
             }
         });

@@ -10,7 +10,7 @@ use crate::actors::health::ActorsView;
 use crate::actors::supervisor::HOUSEKEEPING_INTERVAL;
 use crate::domain::ids::format_instant;
 use crate::domain::RunStatus;
-use crate::store::{self, leases, schedules, stats, StoreError};
+use crate::store::{self, leases, stats, totals, StoreError};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
@@ -73,12 +73,12 @@ pub async fn counts(state: &AppState) -> Result<Counts, StoreError> {
     state
         .store
         .run(|conn| {
-            let (schedules_total, schedules_enabled) = schedules::counts(conn)?;
-            let (by_status, dead_letters) = stats::run_counts(conn)?;
+            let totals = totals::read(conn)?;
+            let (by_status, dead_letters) = stats::run_counts(conn, &totals)?;
             let (leases_active, leases_expired) = leases::lease_counts(conn, store::now())?;
             Ok(Counts {
-                schedules_total,
-                schedules_enabled,
+                schedules_total: totals.schedules,
+                schedules_enabled: totals.enabled,
                 by_status,
                 dead_letters,
                 leases_active,

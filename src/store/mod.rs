@@ -18,6 +18,7 @@ pub mod schedules;
 pub mod schema;
 pub mod stats;
 pub(crate) mod status;
+pub mod totals;
 
 use std::sync::Arc;
 use std::time::Duration;

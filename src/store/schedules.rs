@@ -513,16 +513,6 @@ fn set_remaining(
     Ok(())
 }
 
-/// `(total, enabled)` schedule counts.
-pub fn counts(conn: &mut PgConnection) -> Result<(i64, i64), StoreError> {
-    let total = schedules::table.count().get_result(conn)?;
-    let enabled = schedules::table
-        .filter(schedules::enabled.eq(true))
-        .count()
-        .get_result(conn)?;
-    Ok((total, enabled))
-}
-
 /// What one wake-up of a schedule materialised.
 #[derive(Debug, Clone)]
 pub struct Materialised {

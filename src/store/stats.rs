@@ -210,8 +210,11 @@ pub fn schedule_with_stats(
 
 /// Run counts by status, plus the number of dead-letter rows, without a scan of the
 /// ledger: active runs are counted through the partial index that holds only them, ended
-/// runs are the sum of the per-schedule counters (one row per schedule).
-pub fn run_counts(conn: &mut PgConnection) -> Result<(Vec<(RunStatus, i64)>, i64), StoreError> {
+/// runs come from the running totals (`store::totals`, 256 rows whatever the size).
+pub fn run_counts(
+    conn: &mut PgConnection,
+    totals: &super::totals::Totals,
+) -> Result<(Vec<(RunStatus, i64)>, i64), StoreError> {
     let active: Vec<(String, i64)> = schedule_runs::table
         .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
             "status IN ('pending', 'retry_scheduled', 'claimed', 'running')",
@@ -225,40 +228,17 @@ pub fn run_counts(conn: &mut PgConnection) -> Result<(Vec<(RunStatus, i64)>, i64
             out.push((status, n));
         }
     }
-    let sums: Sums = diesel::sql_query(
-        "SELECT sum(succeeded)::bigint AS succeeded, sum(failed)::bigint AS failed, \
-         sum(dead_lettered)::bigint AS dead_lettered, sum(cancelled)::bigint AS cancelled, \
-         sum(skipped)::bigint AS skipped FROM schedule_stats",
-    )
-    .get_result(conn)?;
-    let Sums {
-        succeeded,
-        failed,
-        dead_lettered,
-        cancelled,
-        skipped,
-    } = sums;
-    for (status, n) in COUNTED
-        .iter()
-        .zip([succeeded, failed, dead_lettered, cancelled, skipped])
-    {
-        out.push((*status, n.unwrap_or(0)));
+    let ended = [
+        totals.succeeded,
+        totals.failed,
+        totals.dead_lettered,
+        totals.cancelled,
+        totals.skipped,
+    ];
+    for (status, n) in COUNTED.iter().zip(ended) {
+        out.push((*status, n));
     }
     // A dead-lettered run and its dead-letter row are written together, and both go with
     // their schedule, so the counter is the number of dead-letter rows.
-    Ok((out, dead_lettered.unwrap_or(0)))
-}
-
-#[derive(QueryableByName)]
-struct Sums {
-    #[diesel(sql_type = Nullable<BigInt>)]
-    succeeded: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    failed: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    dead_lettered: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    cancelled: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    skipped: Option<i64>,
+    Ok((out, totals.dead_lettered))
 }

@@ -13,3 +13,4 @@ mod runs;
 mod schedules;
 mod security;
 mod stats;
+mod totals;

@@ -7,6 +7,7 @@
 //! decides who holds which partition.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -125,7 +126,7 @@ impl Supervisor {
             .inc_by((lost.len() + gained.len()) as u64);
         self.cluster.held = held;
         if !lost.is_empty() {
-            let gone: Vec<String> = self
+            let gone: Vec<Arc<str>> = self
                 .registry
                 .keys()
                 .filter(|id| lost.contains(&partition_of(id)))
@@ -137,11 +138,11 @@ impl Supervisor {
                 "partitions moved to another node"
             );
             for id in gone {
-                if let Some(addr) = self.registry.remove(&id) {
+                if let Some(addr) = self.registry.remove(&*id) {
                     addr.do_send(Disown);
                 }
-                self.seen.remove(&id);
-                self.restarts.remove(&id);
+                self.seen.remove(&*id);
+                self.restarts.remove(&*id);
             }
             let cluster = &self.cluster;
             self.unstarted.retain(|id| cluster.owns(id));
@@ -163,7 +164,7 @@ impl Supervisor {
                     let p = partition_of(&id);
                     if gained.contains(&p)
                         && act.cluster.held.contains_key(&p)
-                        && !act.registry.contains_key(&id)
+                        && !act.registry.contains_key(id.as_str())
                     {
                         act.unstarted.insert(id);
                         adopted += 1;
@@ -187,7 +188,7 @@ impl Supervisor {
 
     /// A schedule changed elsewhere: its actor here reloads, or starts if it belongs here.
     fn changed_elsewhere(&mut self, id: String, ctx: &mut Context<Self>) {
-        if let Some(addr) = self.registry.get(&id) {
+        if let Some(addr) = self.registry.get(id.as_str()) {
             addr.do_send(Reload);
         } else if !self.shutting_down && self.cluster.owns(&id) {
             self.unstarted.insert(id);

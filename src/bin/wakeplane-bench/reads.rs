@@ -15,7 +15,7 @@ use wakeplane::store::MIGRATIONS;
 use crate::env::{progress, Api, Database, InProcessServer, ServerTuning};
 use crate::report::{self, Summary};
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ReadsArgs {
     /// Schedules (paused; labelled team=t0…t49, env=prod for one in three).
     #[arg(long, default_value_t = 100_000)]
@@ -29,6 +29,10 @@ pub struct ReadsArgs {
     /// Requests in flight.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Measure `/v1/status` only: one at a time and `--concurrency` in flight, next to the
+    /// SQL it ran per request before the running totals (no labels, no list requests).
+    #[arg(long)]
+    pub status_only: bool,
 }
 
 /// The first migration this scenario seeds before (labels and stats).
@@ -85,33 +89,16 @@ pub async fn run(args: &ReadsArgs, db: &Database, tuning: ServerTuning) -> Resul
     conn.run_pending_migrations(MIGRATIONS)
         .map_err(|e| anyhow!("the stats migration: {e}"))?;
     let migrated = t0.elapsed();
+    if args.status_only {
+        return status_only(args, db, &mut conn, tuning, migrated).await;
+    }
     conn.batch_execute(
         "UPDATE schedules SET labels = jsonb_build_object('team', 't' || (substr(id, 5)::bigint % 50),
              'env', CASE WHEN substr(id, 5)::bigint % 3 = 0 THEN 'prod' ELSE 'dev' END); ANALYZE;",
     )
     .context("labelling")?;
 
-    progress(format_args!("starting the server"));
-    let server = InProcessServer::start(&db.url, tuning)?;
-    let api = Api::new(&server.base)?;
-    // Measure a settled server: every schedule's actor started (they load in batches at
-    // start-up, which would otherwise share the machine with the first measurement).
-    let t0 = Instant::now();
-    loop {
-        let (_, status) = api.get("/v1/status").await?;
-        let started = status["actors"]["total"].as_u64().unwrap_or(0);
-        if started >= args.schedules as u64 {
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(600) {
-            return Err(anyhow!(
-                "only {started} of {} actors started after 600 s",
-                args.schedules
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let booted = t0.elapsed();
+    let (server, api, booted) = settled_server(db, tuning, args.schedules).await?;
     let list = format!("/v1/schedules?label_selector={SELECTOR}&limit=50");
     let (status, body) = api.get(&list).await?;
     let matched = body["items"].as_array().map_or(0, Vec::len);
@@ -171,6 +158,108 @@ pub async fn run(args: &ReadsArgs, db: &Database, tuning: ServerTuning) -> Resul
         &[
             (
                 "stats migration over the ledger".into(),
+                report::secs(migrated),
+            ),
+            (
+                "server start to every actor started (before measuring)".into(),
+                report::secs(booted),
+            ),
+        ],
+    );
+    Ok(())
+}
+
+/// Starts the server in process and waits until every schedule's actor has started (they
+/// load in batches at start-up, which would otherwise share the machine with the first
+/// measurement).
+async fn settled_server(
+    db: &Database,
+    tuning: ServerTuning,
+    schedules: usize,
+) -> Result<(InProcessServer, Api, Duration)> {
+    progress(format_args!("starting the server"));
+    let server = InProcessServer::start(&db.url, tuning)?;
+    let api = Api::new(&server.base)?;
+    let t0 = Instant::now();
+    loop {
+        let (_, status) = api.get("/v1/status").await?;
+        let started = status["actors"]["total"].as_u64().unwrap_or(0);
+        if started >= schedules as u64 {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(900) {
+            return Err(anyhow!(
+                "only {started} of {schedules} actors started after 900 s"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok((server, api, t0.elapsed()))
+}
+
+/// The SQL `/v1/status` ran per request before the running totals (migration
+/// `2026-12-06-000007`): both schedule counts and the sums over every stats row.
+const OLD_STATUS_SQL: &str = "SELECT count(*) FROM schedules; \
+    SELECT count(*) FROM schedules WHERE enabled; \
+    SELECT sum(succeeded), sum(failed), sum(dead_lettered), sum(cancelled), sum(skipped) \
+    FROM schedule_stats;";
+
+/// `--status-only`: `/v1/status` one at a time and `args.concurrency` in flight, then the
+/// SQL it replaced, one at a time on one connection.
+async fn status_only(
+    args: &ReadsArgs,
+    db: &Database,
+    conn: &mut diesel::PgConnection,
+    tuning: ServerTuning,
+    migrated: Duration,
+) -> Result<()> {
+    conn.batch_execute("ANALYZE")?;
+    let (server, api, booted) = settled_server(db, tuning, args.schedules).await?;
+    let (status, body) = api.get("/v1/status").await?;
+    if status != 200 || body["schedules"]["total"].as_u64() != Some(args.schedules as u64) {
+        return Err(anyhow!("/v1/status answered {status}: {body}"));
+    }
+    let one = ReadsArgs {
+        concurrency: 1,
+        ..args.clone()
+    };
+    let rows = vec![
+        measure(&api, "/v1/status, 1 in flight", "/v1/status", &one).await?,
+        measure(
+            &api,
+            &format!("/v1/status, {} in flight", args.concurrency),
+            "/v1/status",
+            args,
+        )
+        .await?,
+    ];
+    server.stop();
+    let mut old = Vec::new();
+    for _ in 0..20.min(args.requests) {
+        let t = Instant::now();
+        conn.batch_execute(OLD_STATUS_SQL)?;
+        old.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mut rows = rows;
+    let mut cells = vec![
+        "before: the counts and sums /v1/status ran (SQL only, 1 in flight)".to_string(),
+        "-".into(),
+    ];
+    cells.extend(Summary::cells(Summary::of(old)));
+    rows.push(cells);
+    report::table(
+        &format!(
+            "/v1/status: {} schedules, {} runs",
+            args.schedules, args.runs
+        ),
+        &["request", "req/s", "count", "p50 ms", "p99 ms", "max ms"],
+        &rows,
+    );
+    report::facts(
+        "Upgrade",
+        &[
+            (
+                "migrations from the stats one on (counters and totals filled)".into(),
                 report::secs(migrated),
             ),
             (

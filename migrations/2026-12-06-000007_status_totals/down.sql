@@ -1,0 +1,11 @@
+DROP TRIGGER status_totals_schedule_added_or_removed ON schedules;
+DROP TRIGGER status_totals_schedule_enabled ON schedules;
+DROP TRIGGER status_totals_schedules_truncated ON schedules;
+DROP TRIGGER status_totals_stats_added ON schedule_stats;
+DROP TRIGGER status_totals_stats_changed ON schedule_stats;
+DROP TRIGGER status_totals_stats_removed ON schedule_stats;
+DROP TRIGGER status_totals_stats_truncated ON schedule_stats;
+DROP FUNCTION status_totals_on_schedules();
+DROP FUNCTION status_totals_on_stats();
+DROP FUNCTION status_totals_on_truncate();
+DROP TABLE status_totals;
