@@ -37,6 +37,11 @@ use in_flight::Runs;
 
 /// Longest single timer sleep; a later fire re-arms on waking.
 const MAX_TIMER: Duration = Duration::from_secs(3600);
+/// A longer sleep ends this long before its occurrence and re-arms for the rest from the
+/// wall clock. Occurrences are wall-clock instants but timers sleep on the monotonic clock,
+/// and the two drift apart while NTP slews the wall clock (chrony slews at up to 8 %):
+/// measuring the last second afresh keeps the drift to that second's share.
+const FINAL_APPROACH: Duration = Duration::from_secs(1);
 /// Wait before retrying a claim refused for capacity held elsewhere (another node).
 const CAPACITY_RETRY: Duration = Duration::from_secs(1);
 /// Database trouble: after n failures in a row, 0.5 s · 2^n, at most 30 s.
@@ -362,7 +367,12 @@ impl ScheduleActor {
         if next <= now {
             self.fire(ctx);
         } else {
-            let delay = (next - now).to_std().unwrap_or_default().min(MAX_TIMER);
+            let until = (next - now).to_std().unwrap_or_default();
+            let delay = if until > 2 * FINAL_APPROACH {
+                (until - FINAL_APPROACH).min(MAX_TIMER)
+            } else {
+                until
+            };
             self.armed_for = Some(next);
             self.set_timer(ctx, delay, |act, ctx| act.fire(ctx));
         }
@@ -376,7 +386,7 @@ impl ScheduleActor {
         };
         let woke_at = Utc::now();
         if nominal > woke_at {
-            // Woke early (a capped timer): sleep again.
+            // Woke early (a capped timer, or the final approach): sleep again.
             return self.wake(ctx);
         }
         self.set_state(ActorState::Firing);

@@ -323,7 +323,33 @@ async fn a_materialise_batch_answers_each_schedule_in_request_order() {
         results[1],
         Err(wakeplane::store::StoreError::NotFound)
     ));
+    // The batch's one UPDATE stored each schedule's progress as answered.
+    for (i, r) in [(0, &results[0]), (2, &results[2])] {
+        let stored: Option<chrono::DateTime<Utc>> = sch::table
+            .find(&requests[i].0)
+            .select(sch::next_run_at)
+            .first(&mut conn)
+            .unwrap();
+        assert_eq!(stored, r.as_ref().unwrap().record.next_run_at);
+    }
     // Idempotent: a second wake-up finds nothing due.
     let again = schedules::materialise_due_batch(&mut conn, &requests[..1]).unwrap();
     assert!(again[0].as_ref().unwrap().runnable.is_empty());
+
+    // One schedule asked for twice in one batch: the second request is planned from the
+    // first's outcome, so the occurrence is written once.
+    diesel::update(sch::table.filter(sch::id.eq_any(&ids)))
+        .set(sch::next_run_at.eq(Some(missed)))
+        .execute(&mut conn)
+        .unwrap();
+    diesel::delete(schedule_runs::table.filter(schedule_runs::schedule_id.eq(&ids[1])))
+        .execute(&mut conn)
+        .unwrap();
+    let twice = vec![(ids[1].clone(), now, None), (ids[1].clone(), now, None)];
+    let results = schedules::materialise_due_batch(&mut conn, &twice).unwrap();
+    let runnable: Vec<usize> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap().runnable.len())
+        .collect();
+    assert_eq!(runnable, [1, 0], "the occurrence runs once");
 }
