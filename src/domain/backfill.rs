@@ -123,10 +123,6 @@ pub fn plan_dispatch(
     waiting: &[String],
     is_backfill: impl Fn(&str) -> bool,
 ) -> DispatchPlan {
-    if waiting.is_empty() {
-        // Nothing to start, skip or replace with, whatever the policy.
-        return DispatchPlan::default();
-    }
     let (backfilled, ordinary): (Vec<String>, Vec<String>) =
         waiting.iter().cloned().partition(|id| is_backfill(id));
     let capacity = max_concurrency.max(1).saturating_sub(active.len());

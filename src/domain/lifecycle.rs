@@ -64,10 +64,15 @@ impl ScheduleRecord {
 
     /// `next_run_at` with the limit applied: a spent schedule has no next occurrence.
     pub fn limited(mut self) -> ScheduleRecord {
+        self.limit();
+        self
+    }
+
+    /// [`Self::limited`] in place.
+    pub fn limit(&mut self) {
         if self.spent() {
             self.next_run_at = None;
         }
-        self
     }
 
     /// This schedule with a new definition (PUT, or a merged PATCH). The cadence position is

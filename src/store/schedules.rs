@@ -711,10 +711,9 @@ impl Wake {
             let held = i32::try_from(held).unwrap_or(i32::MAX);
             record.occurrences_remaining = Some(left.saturating_sub(held).max(0));
         }
-        let limited = record.clone().limited();
-        record.next_run_at = limited.next_run_at;
+        record.limit();
         Wake {
-            record: limited,
+            record: record.clone(),
             rows,
             skipped: plan.skip.len() + plan.unrecorded_skips,
             taken,

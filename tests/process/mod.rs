@@ -195,61 +195,56 @@ impl Server {
         });
     }
 
-    /// `GET path` → (status, JSON body or Null).
-    pub fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
+    /// Sends `method path` (with a JSON body if given); panics if it cannot be sent.
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::blocking::Response {
+        let mut request = self
             .http
-            .get(format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request
             .send()
-            .unwrap_or_else(|e| panic!("GET {path} on {}: {e}", self.name));
+            .unwrap_or_else(|e| panic!("{method} {path} on {}: {e}", self.name))
+    }
+
+    /// `method path` → (status, JSON body or Null).
+    fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let r = self.send(method, path, body);
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(Value::Null))
     }
 
+    /// `GET path` → (status, JSON body or Null).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None)
+    }
+
     /// `GET path` → (status, body text).
     pub fn get_text(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .unwrap_or_else(|e| panic!("GET {path} on {}: {e}", self.name));
+        let r = self.send(reqwest::Method::GET, path, None);
         let status = r.status().as_u16();
         (status, r.text().unwrap_or_default())
     }
 
     /// `DELETE path` → (status, JSON body or Null).
     pub fn delete(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .delete(format!("{}{path}", self.base))
-            .send()
-            .unwrap_or_else(|e| panic!("DELETE {path} on {}: {e}", self.name));
-        let status = r.status().as_u16();
-        (status, r.json().unwrap_or(Value::Null))
+        self.call(reqwest::Method::DELETE, path, None)
     }
 
     /// `PATCH path` with a JSON body → (status, JSON body or Null).
     pub fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .patch(format!("{}{path}", self.base))
-            .json(body)
-            .send()
-            .unwrap_or_else(|e| panic!("PATCH {path} on {}: {e}", self.name));
-        let status = r.status().as_u16();
-        (status, r.json().unwrap_or(Value::Null))
+        self.call(reqwest::Method::PATCH, path, Some(body))
     }
 
     /// `POST path` with a JSON body → (status, JSON body or Null).
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
-            .send()
-            .unwrap_or_else(|e| panic!("POST {path} on {}: {e}", self.name));
-        let status = r.status().as_u16();
-        (status, r.json().unwrap_or(Value::Null))
+        self.call(reqwest::Method::POST, path, Some(body))
     }
 
     /// Creates a schedule; returns its id. Panics unless 201.
