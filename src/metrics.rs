@@ -24,6 +24,10 @@ pub struct Metrics {
     pub claimed_but_expired_total: IntGauge,
     pub executor_runs_total: IntCounterVec,
     pub executor_execution_duration_seconds: HistogramVec,
+    /// Runs asked for per claim transaction of the pool (how well claims batch).
+    pub executor_claim_batch_runs: Histogram,
+    /// One claim transaction, from asking for a connection to its answer.
+    pub executor_claim_duration_seconds: Histogram,
     pub schedule_actors: IntGaugeVec,
     pub schedule_actor_restarts_total: IntCounter,
     pub schedule_fire_lag_seconds: Histogram,
@@ -65,6 +69,24 @@ impl Metrics {
             &["executor"],
         )
         .unwrap_or_else(|e| panic!("metric executor_execution_duration_seconds: {e}"));
+        let executor_claim_batch_runs = Histogram::with_opts(
+            HistogramOpts::new(
+                "executor_claim_batch_runs",
+                "Runs asked for per claim transaction of the executor pool.",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )
+        .unwrap_or_else(|e| panic!("metric executor_claim_batch_runs: {e}"));
+        let executor_claim_duration_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "executor_claim_duration_seconds",
+                "Claim transactions of the executor pool, waiting for a connection included.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("metric executor_claim_duration_seconds: {e}"));
         let schedule_actors = IntGaugeVec::new(
             Opts::new("schedule_actors", "Schedule actors on this node, by state."),
             &["state"],
@@ -127,6 +149,8 @@ impl Metrics {
         for c in [
             Box::new(executor_runs_total.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(executor_execution_duration_seconds.clone()),
+            Box::new(executor_claim_batch_runs.clone()),
+            Box::new(executor_claim_duration_seconds.clone()),
             Box::new(schedule_actors.clone()),
             Box::new(schedule_actor_restarts_total.clone()),
             Box::new(schedule_fire_lag_seconds.clone()),
@@ -173,6 +197,8 @@ impl Metrics {
                 "Leases past their expiry, not yet recovered.",
             ),
             executor_runs_total,
+            executor_claim_batch_runs,
+            executor_claim_duration_seconds,
             executor_execution_duration_seconds,
             schedule_actors,
             schedule_actor_restarts_total,

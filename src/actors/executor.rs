@@ -45,6 +45,9 @@ pub struct ExecutorDeps {
 const MAX_CLAIM_BATCH: usize = 64;
 /// Claim batches in flight at once (each for executors reserved when it was cut).
 const MAX_CLAIMS_IN_FLIGHT: usize = 2;
+/// How far into the queue a second batch looks for runs of schedules not locked by the
+/// first (behind one busy schedule's thousands of runs, a burst's others wait their turn).
+const UNLOCKED_SCAN: usize = 256;
 /// Recording one outcome through an outage: 100 ms doubling, at most 2 s.
 const RECORD_BACKOFF: Backoff =
     Backoff::doubling(Duration::from_millis(100), Duration::from_secs(2));
@@ -62,12 +65,16 @@ pub struct ExecutorPool {
     claiming: HashSet<String>,
     /// Claim batches in flight (at most [`MAX_CLAIMS_IN_FLIGHT`]).
     claims_in_flight: usize,
+    /// Schedules whose rows the claims in flight lock, with how many of their runs.
+    locked: HashMap<String, usize>,
     /// Runs asked to stop while their claim was in flight.
     cancelled_while_claiming: HashSet<String>,
     /// Executed runs whose outcome is not recorded yet.
     to_record: Vec<Executed>,
     /// Record batches (or single-run fallbacks) in flight.
     recording: usize,
+    /// A [`HandOut`] is queued behind the mailbox.
+    hand_out_queued: bool,
     accepting: bool,
     drain_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
@@ -83,11 +90,23 @@ impl ExecutorPool {
             running: HashMap::new(),
             claiming: HashSet::new(),
             claims_in_flight: 0,
+            locked: HashMap::new(),
             cancelled_while_claiming: HashSet::new(),
             to_record: Vec::new(),
             recording: 0,
+            hand_out_queued: false,
             accepting: true,
             drain_waiters: Vec::new(),
+        }
+    }
+
+    /// Hands out once the messages already in the mailbox are handled: runs queued by a
+    /// burst of `Execute`s, or executors freed together, go into one claim batch instead
+    /// of a batch of one for the first and a wait for the rest.
+    fn hand_out_soon(&mut self, ctx: &mut Context<Self>) {
+        if !self.hand_out_queued {
+            self.hand_out_queued = true;
+            ctx.notify(HandOut);
         }
     }
 
@@ -95,19 +114,23 @@ impl ExecutorPool {
     /// for the batch (at most [`MAX_CLAIMS_IN_FLIGHT`] batches at a time), then answers
     /// drain waiters once nothing is queued, claiming or running.
     fn hand_out(&mut self, ctx: &mut Context<Self>) {
-        let batch = self.idle.len().min(self.queue.len()).min(MAX_CLAIM_BATCH);
-        // A second batch only when it is worth a transaction of its own: a run or two cut
-        // while another claim is in flight would wait on that claim's schedule locks and
-        // cost as much as a full batch.
-        let worth_it = match self.claims_in_flight {
-            0 => batch > 0,
-            n if n < MAX_CLAIMS_IN_FLIGHT => batch >= (self.size / 4).max(1),
-            _ => false,
+        let room = self.idle.len().min(MAX_CLAIM_BATCH);
+        let jobs: Vec<Execute> = match self.claims_in_flight {
+            0 => self.queue.drain(..room.min(self.queue.len())).collect(),
+            // A second batch only when it is worth a transaction of its own (a run or two
+            // cost as much as a full batch), and only of schedules the batch in flight has
+            // not locked: their runs would wait for its commit, and their executors with
+            // them, instead of joining the next batch.
+            n if n < MAX_CLAIMS_IN_FLIGHT => self.take_unlocked(room, (self.size / 4).max(1)),
+            _ => Vec::new(),
         };
-        if worth_it {
-            let jobs: Vec<Execute> = self.queue.drain(..batch).collect();
+        if !jobs.is_empty() {
+            let batch = jobs.len();
             let reserved: Vec<usize> = self.idle.split_off(self.idle.len() - batch);
             self.claiming.extend(jobs.iter().map(|j| j.run_id.clone()));
+            for job in &jobs {
+                *self.locked.entry(job.schedule_id.clone()).or_default() += 1;
+            }
             self.claims_in_flight += 1;
             let requests: Vec<ClaimRequest> = jobs
                 .iter()
@@ -118,14 +141,17 @@ impl ExecutorPool {
                 .collect();
             let ttl = chrono::Duration::from_std(self.deps.lease_ttl).unwrap_or_default();
             let worker = self.deps.worker_id.clone();
+            let metrics = self.deps.board.metrics();
+            metrics.executor_claim_batch_runs.observe(batch as f64);
+            let timer = metrics.executor_claim_duration_seconds.start_timer();
             let fut = self
                 .deps
                 .store
                 .run(move |c| leases::claim_and_start(c, &requests, &worker, ttl, store::now));
-            ctx.spawn(
-                fut.into_actor(self)
-                    .map(move |res, act, ctx| act.claimed(jobs, reserved, res, ctx)),
-            );
+            ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+                timer.observe_duration();
+                act.claimed(jobs, reserved, res, ctx)
+            }));
         }
         self.record_batch(ctx);
         self.deps
@@ -141,6 +167,30 @@ impl ExecutorPool {
                 let _ = w.send(());
             }
         }
+    }
+
+    /// Takes, in queue order, up to `room` queued runs whose schedules no claim in flight
+    /// has locked, looking at the first [`UNLOCKED_SCAN`] only; none unless at least `min`.
+    fn take_unlocked(&mut self, room: usize, min: usize) -> Vec<Execute> {
+        let picked: Vec<usize> = self
+            .queue
+            .iter()
+            .take(UNLOCKED_SCAN)
+            .enumerate()
+            .filter(|(_, job)| !self.locked.contains_key(&job.schedule_id))
+            .map(|(i, _)| i)
+            .take(room)
+            .collect();
+        if picked.len() < min {
+            return Vec::new();
+        }
+        let mut jobs: Vec<Execute> = picked
+            .iter()
+            .rev()
+            .filter_map(|&i| self.queue.remove(i))
+            .collect();
+        jobs.reverse();
+        jobs
     }
 
     /// Records the executed runs waiting for it in one transaction (one batch in flight);
@@ -243,6 +293,12 @@ impl ExecutorPool {
         self.claims_in_flight -= 1;
         for job in &jobs {
             self.claiming.remove(&job.run_id);
+            if let Some(n) = self.locked.get_mut(&job.schedule_id) {
+                *n -= 1;
+                if *n == 0 {
+                    self.locked.remove(&job.schedule_id);
+                }
+            }
         }
         // A failed batch leaves every run as it was: waiting, or claimed until recovery.
         let claims: Vec<Result<Claim, String>> = match res {
@@ -312,6 +368,19 @@ impl Handler<Execute> for ExecutorPool {
             return;
         }
         self.queue.push_back(job);
+        self.hand_out_soon(ctx);
+    }
+}
+
+/// ExecutorPool → itself: hand out now (see [`ExecutorPool::hand_out_soon`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct HandOut;
+
+impl Handler<HandOut> for ExecutorPool {
+    type Result = ();
+    fn handle(&mut self, _: HandOut, ctx: &mut Self::Context) {
+        self.hand_out_queued = false;
         self.hand_out(ctx);
     }
 }
@@ -357,7 +426,7 @@ impl Handler<Executed> for ExecutorPool {
         self.running.remove(&msg.run_id);
         self.idle.push(msg.index);
         self.to_record.push(msg);
-        self.hand_out(ctx);
+        self.hand_out_soon(ctx);
     }
 }
 

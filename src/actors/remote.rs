@@ -70,6 +70,24 @@ pub fn insert_manual_run(
     id: &str,
     reason: String,
 ) -> Result<RunRow, StoreError> {
+    let run = manual_run(id, reason);
+    runs::insert_if_absent(conn, &run)?;
+    Ok(run)
+}
+
+/// Records one `pending` manual run per reason, in order, with one statement.
+pub fn insert_manual_runs(
+    conn: &mut PgConnection,
+    id: &str,
+    reasons: Vec<String>,
+) -> Result<Vec<RunRow>, StoreError> {
+    let rows: Vec<RunRow> = reasons.into_iter().map(|r| manual_run(id, r)).collect();
+    runs::insert_many_if_absent(conn, &rows)?;
+    Ok(rows)
+}
+
+/// A manual run keyed `manual:{run_id}`, due now (its key is new: it cannot conflict).
+fn manual_run(id: &str, reason: String) -> RunRow {
     let now = store::now();
     let mut run = RunRow::new(
         ScheduleId(id),
@@ -83,8 +101,7 @@ pub fn insert_manual_run(
     run.occurrence_key = ids::manual_occurrence_key(&run.id);
     run.trigger_reason = Some(reason);
     run.origin = ORIGIN_MANUAL.to_string();
-    runs::insert_if_absent(conn, &run)?;
-    Ok(run)
+    run
 }
 
 /// A command applied by a node that does not run the schedule's actor.

@@ -33,6 +33,7 @@ use crate::store::schedules::{self, Materialised, ScheduleRecord};
 use crate::store::{self, Store, StoreError};
 
 mod in_flight;
+mod triggers;
 use in_flight::Runs;
 
 /// Longest single timer sleep; a later fire re-arms on waking.
@@ -558,23 +559,6 @@ impl ScheduleActor {
         ctx.spawn(InSpan::build(tracing::Span::current(), || skipping));
     }
 
-    /// Records a manual run and queues it for dispatch.
-    fn trigger(&mut self, reason: String) -> ResponseActFuture<Self, Result<RunRow, CommandError>> {
-        let id = self.id.clone();
-        let fut = self
-            .deps
-            .store
-            .run(move |conn| remote::insert_manual_run(conn, &id, reason));
-        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
-            let run = res?;
-            tracing::info!(run_id = %run.id, "manual run triggered");
-            act.runs.waiting.push((run.due_time, run.id.clone()));
-            act.runs.waiting.sort();
-            act.dispatch(ctx);
-            Ok(run)
-        }))
-    }
-
     /// Cancels this schedule's runs on this node, deletes the row, then stops.
     fn delete(&mut self) -> ResponseActFuture<Self, Result<(), CommandError>> {
         for run_id in self
@@ -758,8 +742,8 @@ impl Handler<Resume> for ScheduleActor {
 
 impl Handler<Trigger> for ScheduleActor {
     type Result = ResponseActFuture<Self, Result<RunRow, CommandError>>;
-    fn handle(&mut self, msg: Trigger, _: &mut Self::Context) -> Self::Result {
-        self.command::<Trigger>(|act| act.trigger(msg.reason))
+    fn handle(&mut self, msg: Trigger, ctx: &mut Self::Context) -> Self::Result {
+        self.command::<Trigger>(|act| act.trigger(msg.reason, ctx))
     }
 }
 

@@ -13,8 +13,7 @@ use diesel::prelude::*;
 use super::runs::{self, DeadLetterRow, ReceiptRow, RunRow};
 use super::schema::{schedule_runs, schedules, worker_leases};
 use super::stats::StatsDelta;
-use super::status::literal_in;
-use super::StoreError;
+use super::{statements, StoreError};
 use crate::domain::backoff::{after_failure, AfterFailure};
 use crate::domain::ids::{self, RunId, ScheduleId};
 use crate::domain::{RetryPolicy, RunStatus};
@@ -78,12 +77,9 @@ pub fn claim_and_start(
     let run_ids: Vec<&str> = requests.iter().map(|r| r.run_id.as_str()).collect();
     conn.transaction(|conn| {
         let capacity = lock_capacities(conn, &schedule_ids)?;
-        let active = count_active(conn, &schedule_ids)?;
-        let eligible = due_waiting(conn, &run_ids, now)?;
+        let (active, eligible) = admission(conn, &schedule_ids, &run_ids, now)?;
         let (mut claims, admitted) = admit(requests, &capacity, active, &eligible);
-        let expires = now + ttl;
-        let won = mark_started(conn, &admitted, worker_id, now, expires)?;
-        insert_leases(conn, &won, worker_id, now, expires)?;
+        let won = start_with_leases(conn, &admitted, worker_id, now, now + ttl)?;
         let mut won: HashMap<String, RunRow> = won.into_iter().map(|r| (r.id.clone(), r)).collect();
         for (r, c) in requests.iter().zip(claims.iter_mut()) {
             if c.is_none() {
@@ -116,44 +112,50 @@ fn lock_capacities(
         .collect())
 }
 
-/// Each schedule's active runs (claimed or running, on any node).
-fn count_active(
-    conn: &mut PgConnection,
-    schedule_ids: &[&str],
-) -> Result<HashMap<String, i64>, StoreError> {
-    // A literal predicate (not a bound array), so the plan can use the partial index
-    // `schedule_runs_active_idx`.
-    Ok(schedule_runs::table
-        .filter(schedule_runs::schedule_id.eq_any(schedule_ids))
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&literal_in(
-            "status",
-            &RunStatus::ACTIVE,
-        )))
-        .group_by(schedule_runs::schedule_id)
-        .select((schedule_runs::schedule_id, diesel::dsl::count_star()))
-        .load::<(String, i64)>(conn)?
-        .into_iter()
-        .collect())
+/// One row of [`admission`]: a schedule's active runs (`kind` = `active`, `key` the
+/// schedule id) or a requested run still waiting and due (`due`, `key` the run id).
+#[derive(QueryableByName)]
+struct AdmissionRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    key: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
-/// The requested runs still waiting and due: only those may take a capacity slot. (The
-/// schedule locks serialise claimers; [`mark_claimed`] re-checks against anything else.)
+/// What admission needs once the schedules are locked, read in one round trip (a
+/// statement started after the locks sees every claim committed before them): each
+/// schedule's active runs (claimed or running, on any node), and which requested runs
+/// still wait and are due — only those may take a capacity slot ([`start_with_leases`]
+/// re-checks against anything else).
 ///
-/// By primary key only: a schedule's other waiting runs (thousands, behind a burst of
-/// triggers) must not tempt the planner into its waiting-runs index.
-fn due_waiting(
+/// The active count uses a literal status set so the plan can use the partial index
+/// `schedule_runs_active_idx`; the requested runs are read by primary key only (a
+/// schedule's thousands of other waiting runs must not tempt the planner into its
+/// waiting-runs index).
+fn admission(
     conn: &mut PgConnection,
+    schedule_ids: &[&str],
     run_ids: &[&str],
     now: DateTime<Utc>,
-) -> Result<HashSet<String>, StoreError> {
-    Ok(schedule_runs::table
-        .filter(schedule_runs::id.eq_any(run_ids))
-        .filter(schedule_runs::status.eq_any(RunStatus::WAITING))
-        .filter(schedule_runs::due_time.le(now))
-        .select(schedule_runs::id)
-        .load::<String>(conn)?
-        .into_iter()
-        .collect())
+) -> Result<(HashMap<String, i64>, HashSet<String>), StoreError> {
+    let rows: Vec<AdmissionRow> = statements::Admission {
+        schedule_ids,
+        run_ids,
+        now,
+    }
+    .load(conn)?;
+    let mut active = HashMap::new();
+    let mut due = HashSet::new();
+    for row in rows {
+        if row.kind == "active" {
+            active.insert(row.key, row.n);
+        } else {
+            due.insert(row.key);
+        }
+    }
+    Ok((active, due))
 }
 
 /// Admits eligible runs in request order while their schedule has capacity. Returns the
@@ -189,8 +191,9 @@ fn admit<'r>(
 }
 
 /// Moves the admitted runs that are still waiting and due to `running`, claimed by
-/// `worker_id` and started now.
-fn mark_started(
+/// `worker_id` and started now, and inserts (or takes over) their leases: one statement of
+/// one shape whatever the batch size.
+fn start_with_leases(
     conn: &mut PgConnection,
     admitted: &[&str],
     worker_id: &str,
@@ -200,49 +203,13 @@ fn mark_started(
     if admitted.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(diesel::update(
-        schedule_runs::table
-            .filter(schedule_runs::id.eq_any(admitted))
-            .filter(schedule_runs::status.eq_any(RunStatus::WAITING))
-            .filter(schedule_runs::due_time.le(now)),
-    )
-    .set((
-        schedule_runs::status.eq(RunStatus::Running),
-        schedule_runs::claimed_by_worker_id.eq(worker_id),
-        schedule_runs::claim_expires_at.eq(expires),
-        schedule_runs::started_at.eq(now),
-        schedule_runs::updated_at.eq(now),
-    ))
-    .returning(RunRow::as_returning())
-    .get_results(conn)?)
-}
-
-/// Inserts (or takes over) the leases of the runs just claimed: one statement of one
-/// shape whatever the batch size.
-fn insert_leases(
-    conn: &mut PgConnection,
-    won: &[RunRow],
-    worker_id: &str,
-    now: DateTime<Utc>,
-    expires: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    use diesel::sql_types::{Array, Text, Timestamptz};
-    if won.is_empty() {
-        return Ok(());
+    Ok(statements::StartWithLeases {
+        run_ids: admitted,
+        worker_id,
+        now,
+        expires,
     }
-    let ids: Vec<&str> = won.iter().map(|run| run.id.as_str()).collect();
-    diesel::sql_query(
-        "INSERT INTO worker_leases (run_id, worker_id, acquired_at, renewed_at, expires_at) \
-         SELECT id, $2, $3, $3, $4 FROM unnest($1::text[]) AS u(id) \
-         ON CONFLICT (run_id) DO UPDATE SET worker_id = excluded.worker_id, \
-         renewed_at = excluded.renewed_at, expires_at = excluded.expires_at",
-    )
-    .bind::<Array<Text>, _>(&ids)
-    .bind::<Text, _>(worker_id)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Timestamptz, _>(expires)
-    .execute(conn)?;
-    Ok(())
+    .load::<RunRow>(conn)?)
 }
 
 /// Extends this worker's lease; `false` when the lease is gone (recovered by someone else).

@@ -16,6 +16,7 @@ pub mod retention;
 pub mod runs;
 pub mod schedules;
 pub mod schema;
+mod statements;
 pub mod stats;
 pub(crate) mod status;
 pub mod totals;

@@ -15,7 +15,7 @@ use crate::domain::ids::{self, ScheduleId};
 use crate::domain::RunStatus;
 
 /// One row of `schedule_runs`.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = schedule_runs, check_for_backend(Pg))]
 pub struct RunRow {
     pub id: String,

@@ -1,7 +1,9 @@
 //! Targets execute with their identity and leave receipts; timers fire on the grid.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use serde_json::json;
 
 use crate::helpers::spawn_app;
@@ -40,6 +42,70 @@ async fn an_interval_schedule_fires_on_its_grid() {
     let sched = app.get(&format!("/v1/schedules/{id}")).await.body;
     assert!(ts(&sched["last_run_at"]) >= *nominal.last().unwrap());
     assert!(ts(&sched["next_run_at"]) > ts(&sched["last_run_at"]));
+}
+
+/// Triggers that arrive together are written in batches (one transaction for many): each
+/// caller still gets its own run, with its own reason, and the target receives each run
+/// exactly once.
+#[actix_web::test]
+async fn a_burst_of_triggers_gets_one_run_each_executed_once() {
+    let app = spawn_app().await;
+    let target = Target::start(200, "{}");
+    let s = app
+        .create_schedule(&json!({
+            "name": "burst", "timezone": "UTC",
+            "schedule": {"kind": "cron", "expr": "0 0 1 1 *"},
+            "target": {"kind": "http", "method": "post", "url": format!("{}/hook", target.url)},
+            "policy": {"overlap": "allow", "max_concurrency": 100}
+        }))
+        .await;
+    let id = s["id"].as_str().unwrap();
+    let n = 80;
+    let replies = join_all((0..n).map(|i| {
+        let app = &app;
+        async move {
+            let path = format!("/v1/schedules/{id}/trigger");
+            (
+                i,
+                app.post(&path, &json!({"reason": format!("burst {i}")}))
+                    .await,
+            )
+        }
+    }))
+    .await;
+    let mut reason_of = BTreeMap::new();
+    for (i, r) in &replies {
+        assert_eq!(r.status, 200, "trigger {i}: {}", r.body);
+        let run_id = r.body["run_id"].as_str().unwrap().to_string();
+        assert!(
+            reason_of.insert(run_id, format!("burst {i}")).is_none(),
+            "two callers were answered with the same run"
+        );
+    }
+    for (run_id, reason) in &reason_of {
+        let run = app.get(&format!("/v1/runs/{run_id}")).await.body;
+        assert_eq!(
+            run["trigger_reason"], *reason,
+            "run {run_id} answered the wrong caller"
+        );
+    }
+    let runs = wait_runs(&app, id, "every triggered run to succeed", |r| {
+        count(r, "succeeded") >= n
+    })
+    .await;
+    assert_eq!(runs.len(), n, "exactly one run per trigger");
+    let received: Vec<String> = target
+        .requests()
+        .iter()
+        .map(|r| r.headers["wakeplane-run-id"].clone())
+        .collect();
+    let distinct: BTreeSet<&String> = received.iter().collect();
+    assert_eq!(received.len(), n, "the target received each run once");
+    assert_eq!(
+        distinct,
+        reason_of.keys().collect::<BTreeSet<_>>(),
+        "the target received exactly the triggered runs"
+    );
 }
 
 #[actix_web::test]

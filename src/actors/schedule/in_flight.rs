@@ -7,6 +7,8 @@ use std::collections::{HashMap, HashSet};
 use actix::SpawnHandle;
 use chrono::{DateTime, Utc};
 
+use super::triggers::PendingTrigger;
+
 /// An actor's runs in flight.
 #[derive(Default)]
 pub(super) struct InFlight {
@@ -20,6 +22,10 @@ pub(super) struct InFlight {
     /// cancels them.
     pub(super) backfilled: HashSet<String>,
     pub(super) retry_timers: HashMap<String, SpawnHandle>,
+    /// Manual triggers waiting for their batch (see `triggers`).
+    pub(super) triggers: Vec<PendingTrigger>,
+    /// A batch of triggers is being written.
+    pub(super) writing_triggers: bool,
 }
 
 impl InFlight {
@@ -29,11 +35,13 @@ impl InFlight {
             && self.cancelling.is_empty()
             && self.backfilled.is_empty()
             && self.retry_timers.is_empty()
+            && self.triggers.is_empty()
+            && !self.writing_triggers
     }
 }
 
 /// [`InFlight`], boxed only while there is something in it: an idle actor keeps one null
-/// pointer instead of five empty collections (168 bytes). Reading it when empty reads a
+/// pointer instead of six empty collections and a flag. Reading it when empty reads a
 /// shared empty value; writing allocates; [`Runs::tidy`] frees it once empty again.
 #[derive(Default)]
 pub(super) struct Runs(Option<Box<InFlight>>);

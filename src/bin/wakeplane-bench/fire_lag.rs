@@ -136,6 +136,7 @@ pub async fn run(args: &FireLagArgs, db: &Database, tuning: ServerTuning) -> Res
             args.old_runs
         ));
     }
+    let claims = crate::scrape::claim_profile(&api).await?;
     server.stop();
 
     let mut conn = db.connect()?;
@@ -229,6 +230,7 @@ pub async fn run(args: &FireLagArgs, db: &Database, tuning: ServerTuning) -> Res
                 ),
             ),
             ("by status".into(), status_counts(&rows)),
+            claims,
         ]
         .into_iter()
         .chain(sink.witness(ok.len()))

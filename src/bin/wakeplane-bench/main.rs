@@ -28,6 +28,7 @@ mod memory;
 mod reads;
 mod report;
 mod retention;
+mod scrape;
 mod sink;
 mod throughput;
 

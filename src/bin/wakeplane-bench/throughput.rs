@@ -126,6 +126,7 @@ pub async fn run(args: &ThroughputArgs, db: &Database, tuning: ServerTuning) -> 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    let claims = crate::scrape::claim_profile(&api).await?;
     server.stop();
 
     let rows: Vec<RunTimes> = manual_runs()
@@ -200,6 +201,7 @@ pub async fn run(args: &ThroughputArgs, db: &Database, tuning: ServerTuning) -> 
                     report::secs(db_span)
                 ),
             ),
+            claims,
         ]
         .into_iter()
         .chain(sink.witness(succeeded))

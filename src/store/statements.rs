@@ -1,0 +1,131 @@
+//! Provides hand-written statements of fixed text that diesel prepares once per connection
+//! and reuses (they are cached by their text, whereas `sql_query` opts out of the cache
+//! because its text may change between calls): the claim path's two statements, which run
+//! for every batch of runs. Builds SQL and binds; decides nothing.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, Text, Timestamptz, Untyped};
+use diesel::{PgConnection, QueryResult, RunQueryDsl};
+
+use super::status::literal_in;
+use crate::domain::RunStatus;
+
+/// Pushes `sql` with each `$n` replaced by bind `n` (1-based), pushed by `bind`: diesel
+/// numbers the placeholders itself, so a parameter used twice is bound twice.
+fn walk_with_binds<'b>(
+    sql: &'static str,
+    out: &mut AstPass<'_, 'b, Pg>,
+    mut bind: impl FnMut(usize, &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>,
+) -> QueryResult<()> {
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_sql(&rest[..at]);
+        let digits = rest[at + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - at - 1);
+        let n: usize = rest[at + 1..at + 1 + digits].parse().unwrap_or(0);
+        bind(n, out)?;
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_sql(rest);
+    Ok(())
+}
+
+fn no_such_bind(n: usize) -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(format!("no bind parameter ${n}").into())
+}
+
+/// Declares the diesel plumbing of a fixed-text statement `$name` with SQL `$sql`.
+macro_rules! fixed_statement {
+    ($name:ident, $sql:expr) => {
+        impl QueryId for $name<'_> {
+            type QueryId = ();
+            // Not static: the cache keys the prepared statement on its text instead.
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+        impl Query for $name<'_> {
+            type SqlType = Untyped;
+        }
+        impl RunQueryDsl<PgConnection> for $name<'_> {}
+        impl $name<'_> {
+            fn sql() -> &'static str {
+                static SQL: LazyLock<String> = LazyLock::new(|| $sql);
+                &SQL
+            }
+        }
+    };
+}
+
+/// Each schedule's active runs (`kind` `active`, `key` the schedule id, `n` the count) and
+/// the requested runs still waiting and due (`kind` `due`, `key` the run id), in one round
+/// trip. The active count names its statuses literally so the plan can use the partial
+/// index `schedule_runs_active_idx`; the runs are read by primary key only.
+pub struct Admission<'a> {
+    pub schedule_ids: &'a [&'a str],
+    pub run_ids: &'a [&'a str],
+    pub now: DateTime<Utc>,
+}
+
+fixed_statement!(
+    Admission,
+    format!(
+        "SELECT 'active' AS kind, schedule_id AS key, count(*) AS n FROM schedule_runs \
+         WHERE schedule_id = ANY($1) AND {} GROUP BY schedule_id \
+         UNION ALL \
+         SELECT 'due', id, 0 FROM schedule_runs WHERE id = ANY($2) AND {} AND due_time <= $3",
+        literal_in("status", &RunStatus::ACTIVE),
+        literal_in("status", &RunStatus::WAITING),
+    )
+);
+
+impl QueryFragment<Pg> for Admission<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        walk_with_binds(Self::sql(), &mut out, |n, out| match n {
+            1 => out.push_bind_param::<Array<Text>, _>(self.schedule_ids),
+            2 => out.push_bind_param::<Array<Text>, _>(self.run_ids),
+            3 => out.push_bind_param::<Timestamptz, _>(&self.now),
+            n => Err(no_such_bind(n)),
+        })
+    }
+}
+
+/// Moves the admitted runs still waiting and due to `running` (claimed by the worker,
+/// started now) and inserts or takes over their leases, returning the runs as they are now.
+pub struct StartWithLeases<'a> {
+    pub run_ids: &'a [&'a str],
+    pub worker_id: &'a str,
+    pub now: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+}
+
+fixed_statement!(
+    StartWithLeases,
+    format!(
+        "WITH started AS (UPDATE schedule_runs SET status = '{running}', \
+         claimed_by_worker_id = $2, claim_expires_at = $4, started_at = $3, updated_at = $3 \
+         WHERE id = ANY($1) AND {waiting} AND due_time <= $3 RETURNING *), \
+         leases AS (INSERT INTO worker_leases (run_id, worker_id, acquired_at, renewed_at, \
+         expires_at) SELECT id, $2, $3, $3, $4 FROM started \
+         ON CONFLICT (run_id) DO UPDATE SET worker_id = excluded.worker_id, \
+         renewed_at = excluded.renewed_at, expires_at = excluded.expires_at) \
+         SELECT * FROM started",
+        running = RunStatus::Running.as_str(),
+        waiting = literal_in("status", &RunStatus::WAITING),
+    )
+);
+
+impl QueryFragment<Pg> for StartWithLeases<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        walk_with_binds(Self::sql(), &mut out, |n, out| match n {
+            1 => out.push_bind_param::<Array<Text>, _>(self.run_ids),
+            2 => out.push_bind_param::<Text, _>(self.worker_id),
+            3 => out.push_bind_param::<Timestamptz, _>(&self.now),
+            4 => out.push_bind_param::<Timestamptz, _>(&self.expires),
+            n => Err(no_such_bind(n)),
+        })
+    }
+}
