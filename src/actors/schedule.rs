@@ -20,7 +20,7 @@ use super::messages::{
     Reload, Replace, Resume, RunEnd, RunEnded, ScheduleCommand, StopFiring, Trigger,
 };
 use super::remote;
-use super::supervisor::{ActorStopped, DeleteRow, Supervisor};
+use super::supervisor::{ActorStopped, Supervisor};
 use super::InSpan;
 use crate::domain::backfill::{self, Backfill};
 use crate::domain::backoff::Backoff;
@@ -575,8 +575,7 @@ impl ScheduleActor {
         }))
     }
 
-    /// Cancels this schedule's runs on this node, has the Supervisor delete the row (in a
-    /// batch with other deletes), then stops.
+    /// Cancels this schedule's runs on this node, deletes the row, then stops.
     fn delete(&mut self) -> ResponseActFuture<Self, Result<(), CommandError>> {
         for run_id in self
             .runs
@@ -588,13 +587,13 @@ impl ScheduleActor {
                 run_id: run_id.clone(),
             });
         }
-        // Group commit: the Supervisor deletes the rows that queue meanwhile together.
-        let fut = self.deps.supervisor.send(DeleteRow {
-            id: self.id.to_string(),
-        });
+        let id = self.id.clone();
+        let fut = self
+            .deps
+            .store
+            .run(move |conn| schedules::delete(conn, &id));
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
-            let existed = res.map_err(|_| CommandError::SchedulerUnavailable)??;
-            if !existed {
+            if !res? {
                 return Err(CommandError::NotFound);
             }
             act.deleted = true;

@@ -2,20 +2,17 @@
 //! Addr<ScheduleActor>` for the schedules this node owns (`ownership`: the partitions it
 //! holds), starts their actors (read in batches, at most `START_BATCHES_IN_FLIGHT` in
 //! flight, so 1,000,000 schedules never queue 1,000,000 reads), creates schedules (written
-//! in batches, one commit for many: `creates`) and deletes their rows the same way for
-//! their actors (`deletes`), routes every other command to the right actor (or, for a
-//! schedule owned elsewhere, applies it through the store and notifies the owner), restarts
-//! actors that die (counting restarts), and runs housekeeping: the cluster heartbeat every
-//! second and a slow safety sweep for changes a notification missed.
+//! in batches, one commit for many: `creates`), routes every other command to the right
+//! actor (or, for a schedule owned elsewhere, applies it through the store and notifies the
+//! owner), restarts actors that die (counting restarts), and runs housekeeping: the cluster
+//! heartbeat every second and a slow safety sweep for changes a notification missed.
 //!
 //! It never looks for due work: the actors' timers do that.
 
 mod creates;
-mod deletes;
 pub mod ownership;
 
 pub use creates::CreateSchedule;
-pub use deletes::DeleteRow;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
@@ -87,8 +84,6 @@ pub struct Supervisor {
     cluster: ownership::Membership,
     /// Creates waiting for their (batched) transaction.
     creates: creates::Creates,
-    /// Schedule rows their actors asked to delete, waiting for their (batched) statement.
-    deletes: deletes::Deletes,
 }
 
 impl Supervisor {
@@ -119,7 +114,6 @@ impl Supervisor {
             syncing: false,
             cluster,
             creates: creates::Creates::default(),
-            deletes: deletes::Deletes::default(),
         }
     }
 

@@ -485,37 +485,6 @@ pub fn delete(conn: &mut PgConnection, id: &str) -> Result<bool, StoreError> {
     Ok(diesel::delete(schedules::table.find(id)).execute(conn)? > 0)
 }
 
-/// Deletes many schedules (and by cascade their history) in ONE statement, `DELETE … WHERE
-/// id = ANY($1) RETURNING id`, so one transaction and one commit for all; each slot says
-/// whether that id existed (an id given twice: only its first slot), in `ids` order. The
-/// statement's text is the same for any number of ids (one array parameter), so each pooled
-/// connection prepares it once. Rows are locked in index (id) order, as outcome batches
-/// lock stats rows. If the statement fails, nothing of it was deleted, and each id is
-/// deleted again in a transaction of its own, so one that cannot go fails alone, with the
-/// error [`delete`] gives it.
-pub fn delete_batch(conn: &mut PgConnection, ids: &[String]) -> Vec<Result<bool, StoreError>> {
-    if ids.len() > 1 {
-        let together: QueryResult<Vec<String>> =
-            diesel::delete(schedules::table.filter(schedules::id.eq_any(ids)))
-                .returning(schedules::id)
-                .get_results(conn);
-        match together {
-            Ok(gone) => {
-                // An id twice in the batch (two deletes of one schedule at once) was deleted
-                // once: the first gets `true`, the other `false`, as if one after the other.
-                let mut gone: HashSet<&str> = gone.iter().map(String::as_str).collect();
-                return ids.iter().map(|id| Ok(gone.remove(id.as_str()))).collect();
-            }
-            Err(e) => tracing::debug!(
-                error = %e,
-                size = ids.len(),
-                "batch of deletes failed; deleting them one by one"
-            ),
-        }
-    }
-    ids.iter().map(|id| delete(conn, id)).collect()
-}
-
 /// Records cadence progress: the next fire and the newest materialised occurrence.
 pub fn set_progress(
     conn: &mut PgConnection,

@@ -1,7 +1,6 @@
-//! Many deletes at once (the Supervisor deletes the rows in batches, one statement and one
-//! commit for many): each request gets its own answer — 200 for a schedule that existed,
-//! 404 for an unknown id or a second delete of the same schedule — each deleted schedule's
-//! history goes with it, and the schedules left alone keep running.
+//! Many deletes at once: each request gets its own answer — 200 for a schedule that
+//! existed, 404 for an unknown id or a second delete of the same schedule — each deleted
+//! schedule's history goes with it, and the schedules left alone keep running.
 
 use std::time::Duration;
 
@@ -78,51 +77,4 @@ async fn a_burst_of_deletes_answers_each_and_takes_each_history_once() {
         )
         .await;
     }
-}
-
-/// The batch itself, on the store: an id given twice is deleted once (only its first slot
-/// says it existed), and a batch the database refuses is deleted again row by row, so only
-/// the row that cannot go fails.
-#[actix_web::test]
-async fn a_batch_answers_per_id_and_a_refused_row_fails_alone() {
-    use diesel::connection::SimpleConnection;
-    use wakeplane::store::schedules;
-    let app = spawn_app().await;
-    let mut ids = Vec::new();
-    for name in ["b0", "b1", "b2", "refused"] {
-        let created = app.create_schedule(&schedule_body(name)).await;
-        ids.push(created["id"].as_str().expect("an id").to_string());
-    }
-    let mut conn = PgConnection::establish(&app.database_url).expect("a connection");
-    let unknown = format!("sch_{:026}", 7);
-    let batch = vec![
-        ids[0].clone(),
-        unknown.clone(),
-        ids[0].clone(),
-        ids[1].clone(),
-    ];
-    let answers: Vec<bool> = schedules::delete_batch(&mut conn, &batch)
-        .into_iter()
-        .map(|r| r.expect("no error"))
-        .collect();
-    assert_eq!(answers, [true, false, false, true]);
-
-    // An operator's rule that refuses one delete: the batch statement fails whole.
-    conn.batch_execute(
-        "CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN RAISE EXCEPTION 'kept by rule'; END $$;
-         CREATE TRIGGER refuse_delete BEFORE DELETE ON schedules
-             FOR EACH ROW WHEN (OLD.name = 'refused') EXECUTE FUNCTION refuse_delete();",
-    )
-    .expect("creating the rule");
-    let batch = vec![ids[3].clone(), ids[2].clone(), unknown];
-    let answers = schedules::delete_batch(&mut conn, &batch);
-    let err = answers[0].as_ref().expect_err("the refused row fails");
-    assert!(err.to_string().contains("kept by rule"), "{err}");
-    assert_eq!(answers[1].as_ref().ok(), Some(&true));
-    assert_eq!(answers[2].as_ref().ok(), Some(&false));
-    let left: Count = diesel::sql_query("SELECT count(*) AS n FROM schedules")
-        .get_result(&mut conn)
-        .expect("a count");
-    assert_eq!(left.n, 1, "only the refused schedule is left");
 }
