@@ -1,8 +1,7 @@
 //! The running totals behind `/v1/status` and `/v1/metrics` (migration
-//! `2026-12-06-000007_status_totals`): after creates, pauses, resumes, deletes (one at a
-//! time, in group-committed batches, and on many connections at once) and run outcomes they
-//! equal a count of the rows themselves, and the migration fills them from the rows already
-//! stored.
+//! `2026-12-06-000007_status_totals`): after creates, pauses, resumes, deletes (bursts
+//! through the API, and on many connections at once) and run outcomes they equal a count of
+//! the rows themselves, and the migration fills them from the rows already stored.
 
 use std::time::Duration;
 
@@ -165,16 +164,19 @@ async fn run_counts_follow_outcomes_skips_and_cascading_deletes() {
 async fn the_migration_fills_the_totals_from_the_rows_already_stored() {
     let url = fresh_database();
     let mut conn = PgConnection::establish(&url).expect("a connection");
-    let reverted = conn
-        .revert_last_migration(MIGRATIONS)
-        .expect("reverting the newest migration");
-    assert!(
-        reverted
-            .to_string()
-            .replace(['-', '_'], "")
-            .starts_with("20261206000007"),
-        "the newest migration is {reverted}, not the totals: the test must revert down to it"
-    );
+    // Down to before the totals: the newest migrations, newest first.
+    for version in ["20261206000008", "20261206000007"] {
+        let reverted = conn
+            .revert_last_migration(MIGRATIONS)
+            .expect("reverting the newest migration");
+        assert!(
+            reverted
+                .to_string()
+                .replace(['-', '_'], "")
+                .starts_with(version),
+            "reverted {reverted}, expected {version}: the test must revert down to the totals"
+        );
+    }
     // 30 schedules (10 enabled) with stats, as a server without the totals left them.
     conn.batch_execute(
         "INSERT INTO schedules (id, name, enabled, timezone, schedule_kind, cron_expr,
@@ -233,8 +235,8 @@ async fn a_burst_of_deletes_subtracts_each_schedules_runs_once() {
     assert_eq!(before, counted(&mut conn));
     assert!(before.succeeded > 48 * 10 && before.failed > 0 && before.skipped > 0);
 
-    // 40 deletes at once (they go to the database in batches), each of the first 8 sent
-    // twice: a schedule's runs must leave the totals once, whichever batch has it.
+    // 40 deletes at once, each of the first 8 sent twice: a schedule's runs must leave the
+    // totals once, whichever of its two deletes removes it.
     let doomed = &ids[..40];
     let deletes = doomed.iter().chain(&ids[..8]).map(|id| {
         let app = &app;
@@ -275,10 +277,20 @@ async fn deletes_on_many_connections_at_once_sum_right() {
              '{\"kind\":\"workflow\",\"workflow_id\":\"builtin.noop\",\"input\":{}}',
              'forbid', 'run_once_if_late', 300, 1, 0, 'exponential', 30, 900, now(), now()
          FROM generate_series(1, 400) g;
-         INSERT INTO schedule_stats (schedule_id)
-         SELECT 'sch_' || lpad(g::text, 26, '0') FROM generate_series(1, 400) g;",
+         INSERT INTO schedule_stats (schedule_id, succeeded, failed, skipped)
+         SELECT 'sch_' || lpad(g::text, 26, '0'), g % 3, g % 5, -(g % 2)
+         FROM generate_series(1, 400) g;",
     )
     .expect("seeding schedules");
+    // Stats rows inserted with counts (zero for some, negative for an odd `skipped`): the
+    // insert trigger's filter lets exactly the non-zero ones through.
+    let t = totals::read(&mut conn).expect("totals");
+    assert_eq!(
+        (t.succeeded, t.failed, t.skipped),
+        (400, 800, -200),
+        "{t:?}"
+    );
+    assert_eq!(t, counted(&mut conn));
     conn.batch_execute(SEED_HISTORY).expect("seeding history");
     assert_eq!(totals::read(&mut conn).expect("totals"), counted(&mut conn));
 
