@@ -2,6 +2,7 @@
 
 mod controls;
 mod creates;
+mod deletes;
 mod errors;
 mod health;
 mod helpers;

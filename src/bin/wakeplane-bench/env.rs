@@ -73,7 +73,8 @@ impl Database {
     }
 
     /// Loads `pg_stat_statements` (a setting the postmaster reads at start: restarts the
-    /// cluster) and creates the extension in the bench database, for [`Self::statements`].
+    /// cluster), creates the extension in the bench database and tracks nested statements
+    /// too, for [`Self::statements`].
     pub fn enable_statement_stats(&mut self) -> Result<()> {
         use diesel::connection::SimpleConnection;
         let cluster = self.cluster.as_mut().ok_or_else(|| anyhow!("no cluster"))?;
@@ -86,6 +87,11 @@ impl Database {
             match PgConnection::establish(&self.url) {
                 Ok(mut c) => {
                     c.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
+                    // Statements run by triggers and functions too (e.g. the status
+                    // totals' UPDATE), not only the client's.
+                    // (Two calls: ALTER SYSTEM refuses a multi-statement batch.)
+                    c.batch_execute("ALTER SYSTEM SET pg_stat_statements.track = 'all'")?;
+                    c.batch_execute("SELECT pg_reload_conf()")?;
                     return Ok(());
                 }
                 Err(_) if Instant::now() < deadline => {
