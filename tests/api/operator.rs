@@ -194,6 +194,18 @@ async fn metrics_count_executor_outcomes_and_fire_lag() {
             .any(|l| l.starts_with("schedule_fire_lag_seconds_count ") && !l.ends_with(" 0")),
         "{text}"
     );
+    // A run succeeded, so the pool claimed at least once (and timed it; a claim still in
+    // flight is counted but not yet timed).
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let claims = value("executor_claim_batch_runs_count");
+    assert!(claims >= 1.0, "no claim counted:\n{text}");
+    let timed = value("executor_claim_duration_seconds_count");
+    assert!(timed >= 1.0 && timed <= claims, "{text}");
+    assert!(value("executor_claim_batch_runs_sum") >= claims, "{text}");
     assert!(
         text.lines()
             .any(|l| l == "schedule_actors{state=\"armed\"} 2"),
