@@ -1,7 +1,8 @@
 //! Executes shell targets: the program is spawned directly (no shell interpolation) in its
-//! own process group, under the shell policy (as its account, in a fresh directory, with
-//! a minimal environment plus the run's identity); stdout and stderr are captured (first
-//! 64 KiB each). Timeout and cancellation kill the whole process group.
+//! own process group, from a spawner thread (`super::spawner`), under the shell policy (as
+//! its account, in a fresh directory, with a minimal environment plus the run's identity);
+//! stdout and stderr are captured (first 64 KiB each). Timeout and cancellation kill the
+//! whole process group.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -58,7 +59,7 @@ pub(crate) async fn execute(
         .env("WAKEPLANE_NOMINAL_TIME", identity.nominal_time_rfc3339());
     die_with_the_server(&mut cmd);
 
-    let mut child = match cmd.spawn() {
+    let mut child = match super::spawner::spawn(cmd).await {
         Ok(child) => child,
         Err(e) => {
             tracing::debug!(run_id = %identity.run_id, command, error = %e, "failed to start command");
@@ -136,8 +137,8 @@ pub(crate) async fn execute(
 
 /// Asks the kernel to SIGKILL the command when the thread that spawned it dies, so a
 /// server killed outright (SIGKILL, OOM) leaves no command running on behind the run that
-/// recovery is about to fail and retry. Commands are spawned from the executor pool's
-/// arbiter thread, which lives as long as the scheduler. Linux only; grandchildren that
+/// recovery is about to fail and retry. Commands are spawned from the spawner threads
+/// (`super::spawner`), which live as long as the process. Linux only; grandchildren that
 /// the command forked are not covered (the process-group kill on timeout and cancel is).
 fn die_with_the_server(cmd: &mut Command) {
     #[cfg(target_os = "linux")]
