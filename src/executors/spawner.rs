@@ -1,13 +1,14 @@
 //! Owns the threads that start shell commands: a few named threads, started on first use
-//! and alive as long as the process, that fork+exec the commands handed to them over a
-//! channel. Must not wait for, read from or kill a started command (the shell executor's
-//! job), and must never let one of its threads exit: the commands' parent-death signal
-//! is tied to the thread that forked them.
+//! and alive as long as the process, that prepare (working directory, environment) and
+//! fork+exec the commands handed to them over a channel. Must not wait for, read from or
+//! kill a started command (the shell executor's job), and must never let one of its
+//! threads exit: the commands' parent-death signal is tied to the thread that forked them.
 //!
-//! Why threads of their own: `spawn` forks and then blocks until the child has exec'd.
-//! On the executor thread (which every run shares) that serialised every spawn and stalled
-//! every other run meanwhile; on tokio's blocking pool, whose threads exit when idle, the
-//! kernel would SIGKILL a long command when the thread that forked it retired.
+//! Why threads of their own: `spawn` forks and then blocks until the child has exec'd, and
+//! creating a run's directory is a filesystem write. On the executor thread (which every
+//! run shares) that serialised every spawn and stalled every other run meanwhile; on
+//! tokio's blocking pool, whose threads exit when idle, the kernel would SIGKILL a long
+//! command when the thread that forked it retired.
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
@@ -22,13 +23,28 @@ use tokio::sync::oneshot;
 /// threads than this buy nothing; they overlap one fork with the others' exec waits.
 const THREADS: usize = 4;
 
-/// One command to start, the runtime its pipes and reaping belong to, and where to send
-/// the started child.
-struct Job {
-    cmd: Command,
-    runtime: Handle,
-    reply: oneshot::Sender<io::Result<Started>>,
+/// One command to prepare and start, with its reply channel, type-erased.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Why no command was started.
+#[derive(Debug)]
+pub(crate) enum SpawnError {
+    /// The preparation refused (the run's `error_text`).
+    Refused(String),
+    /// `spawn` (or the spawner itself) failed.
+    Start(io::Error),
 }
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpawnError::Refused(message) => f.write_str(message),
+            SpawnError::Start(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}
 
 /// The queue the spawner threads take jobs from.
 struct Spawner {
@@ -37,30 +53,50 @@ struct Spawner {
 
 static SPAWNER: OnceLock<Result<Spawner, String>> = OnceLock::new();
 
-/// Starts `cmd` (as `Command::spawn` would) on a spawner thread and returns the child. The
-/// child's pipes and exit are driven by the calling task's runtime. If the caller stops
-/// waiting (its future is dropped), a child started meanwhile has its process group
-/// killed (`cmd` must put it in a group of its own) and is reaped by the runtime.
-pub(crate) async fn spawn(cmd: Command) -> io::Result<Child> {
+/// On a spawner thread, runs `prepare` (which builds the command and whatever must live
+/// as long as it, such as its working directory) and starts the command, as
+/// `Command::spawn` would. The child's pipes and exit are driven by the calling task's
+/// runtime. If the caller stops waiting (its future is dropped), a child started
+/// meanwhile has its process group killed (the command must be in a group of its own) and
+/// is reaped by the runtime; `prepare`'s value is dropped after that.
+pub(crate) async fn spawn<T, F>(prepare: F) -> Result<(Child, T), SpawnError>
+where
+    F: FnOnce() -> Result<(Command, T), String> + Send + 'static,
+    T: Send + 'static,
+{
     let spawner = SPAWNER
         .get_or_init(Spawner::start)
         .as_ref()
-        .map_err(|e| io::Error::other(e.clone()))?;
-    let (reply, child) = oneshot::channel();
-    let job = Job {
-        cmd,
-        runtime: Handle::current(),
-        reply,
-    };
+        .map_err(|e| SpawnError::Start(io::Error::other(e.clone())))?;
+    let (reply, started) = oneshot::channel::<Result<Started<T>, SpawnError>>();
+    let runtime = Handle::current();
+    let job: Job = Box::new(move || {
+        let _entered = runtime.enter();
+        // A panic here (a runtime shutting down under us) must not end the thread.
+        let result = panic::catch_unwind(AssertUnwindSafe(move || {
+            let (mut cmd, kept) = prepare().map_err(SpawnError::Refused)?;
+            let child = cmd.spawn().map_err(SpawnError::Start)?;
+            Ok(Started(Some((child, kept))))
+        }))
+        .unwrap_or_else(|_| {
+            Err(SpawnError::Start(io::Error::other(
+                "starting the process panicked",
+            )))
+        });
+        // If nobody waits any more, the `Started` is dropped here: its group dies.
+        let _ = reply.send(result);
+    });
     if spawner.jobs.send(job).is_err() {
-        return Err(io::Error::other("the process spawner threads are gone"));
+        return Err(SpawnError::Start(io::Error::other(
+            "the process spawner threads are gone",
+        )));
     }
-    let started = child
+    let started = started
         .await
-        .map_err(|_| io::Error::other("a process spawner thread stopped"))??;
+        .map_err(|_| SpawnError::Start(io::Error::other("a process spawner thread stopped")))??;
     started
-        .into_child()
-        .ok_or_else(|| io::Error::other("the started process went missing"))
+        .into_inner()
+        .ok_or_else(|| SpawnError::Start(io::Error::other("the started process went missing")))
 }
 
 impl Spawner {
@@ -88,46 +124,28 @@ fn serve(queue: &Mutex<mpsc::Receiver<Job>>) {
             Err(poisoned) => poisoned.into_inner().recv(),
         };
         match job {
-            Ok(job) => start(job),
+            Ok(job) => job(),
             // Never while the process lives; keep the thread anyway, its children need it.
             Err(_) => std::thread::park(),
         }
     }
 }
 
-fn start(job: Job) {
-    let Job {
-        mut cmd,
-        runtime,
-        reply,
-    } = job;
-    let _entered = runtime.enter();
-    // A panic here (a runtime shutting down under us) must not end the thread.
-    let spawned = panic::catch_unwind(AssertUnwindSafe(|| cmd.spawn()))
-        .unwrap_or_else(|_| Err(io::Error::other("starting the process panicked")));
-    // If nobody waits any more, the returned `Started` is dropped here: its group dies.
-    let _ = reply.send(spawned.map(Started::new));
-}
+/// A started child (and what `prepare` kept with it) on its way to the caller. Dropped
+/// undelivered (the caller stopped waiting), it kills the child's process group; dropping
+/// the child (kill on drop) then hands it to the runtime's orphan reaping.
+struct Started<T>(Option<(Child, T)>);
 
-/// A started child on its way to the caller. Dropped undelivered (the caller stopped
-/// waiting), it kills the child's process group; dropping the child (kill on drop) then
-/// hands it to the runtime's orphan reaping.
-struct Started(Option<Child>);
-
-impl Started {
-    fn new(child: Child) -> Started {
-        Started(Some(child))
-    }
-
-    fn into_child(mut self) -> Option<Child> {
+impl<T> Started<T> {
+    fn into_inner(mut self) -> Option<(Child, T)> {
         self.0.take()
     }
 }
 
-impl Drop for Started {
+impl<T> Drop for Started<T> {
     fn drop(&mut self) {
-        let pgid = self.0.as_ref().and_then(Child::id);
-        if let Some(pgid) = pgid
+        let pid = self.0.as_ref().and_then(|(child, _)| child.id());
+        if let Some(pgid) = pid
             .and_then(|pid| i32::try_from(pid).ok())
             .filter(|&p| p > 0)
         {
@@ -176,7 +194,10 @@ mod tests {
         // More commands than spawner threads, all in flight together: every caller gets
         // its own child back (its own output), whichever thread started it.
         let runs = (0..24).map(|i| async move {
-            let mut child = spawn(sh(&format!("echo {i}"))).await?;
+            let script = format!("echo {i}");
+            let (mut child, ()) = spawn(move || Ok((sh(&script), ())))
+                .await
+                .map_err(io::Error::other)?;
             let mut out = String::new();
             if let Some(mut stdout) = child.stdout.take() {
                 stdout.read_to_string(&mut out).await?;
@@ -200,7 +221,7 @@ mod tests {
         // Without kill on drop, so only the group kill can stop it.
         let mut cmd = sh(&script);
         cmd.kill_on_drop(false);
-        let started = spawn(cmd).now_or_never();
+        let started = spawn(move || Ok((cmd, ()))).now_or_never();
         assert!(started.is_none(), "spawned without waiting: {started:?}");
         // Either the command was never started, or its whole group was killed: the
         // background sleep, had it been left running, would write its pid and live on.
