@@ -5,6 +5,7 @@
 mod guard;
 pub mod http;
 pub mod shell;
+mod spawner;
 pub mod workflow;
 
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! Executes shell targets: the program is spawned directly (no shell interpolation) in its
-//! own process group, under the shell policy (as its account, in a fresh directory, with
-//! a minimal environment plus the run's identity); stdout and stderr are captured (first
-//! 64 KiB each). Timeout and cancellation kill the whole process group.
+//! own process group, from a spawner thread (`super::spawner`), under the shell policy (as
+//! its account, in a fresh directory, with a minimal environment plus the run's identity);
+//! stdout and stderr are captured (first 64 KiB each). Timeout and cancellation kill the
+//! whole process group.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -13,6 +14,8 @@ use tokio::process::Command;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::guard::Workdir;
+use super::spawner::SpawnError;
 use super::{CappedBuffer, Interrupt, Outcome, OutcomeStatus, ReceiptDraft, RunIdentity};
 use crate::security::ShellPolicy;
 
@@ -36,31 +39,21 @@ pub(crate) async fn execute(
     if cancel.is_cancelled() {
         return Outcome::cancelled();
     }
-    let mut cmd = Command::new(command);
-    // Held until the command has ended; removes the run's working directory on drop.
-    let _workdir = match super::guard::prepare_shell(policy, command, identity, &mut cmd) {
-        Ok(dir) => dir,
-        Err(refused) => {
+    // Prepared and started on a spawner thread (creating the directory is a filesystem
+    // write, spawning a fork+exec): the executor thread is every run's.
+    let prepare = {
+        let (policy, identity) = (policy.clone(), identity.clone());
+        let (command, args) = (command.to_string(), args.to_vec());
+        move || prepare(&policy, &command, &args, &identity)
+    };
+    // `_workdir` is held until the command has ended; it removes the directory on drop.
+    let (mut child, _workdir) = match super::spawner::spawn(prepare).await {
+        Ok(started) => started,
+        Err(SpawnError::Refused(refused)) => {
             tracing::warn!(run_id = %identity.run_id, command, reason = %refused, "shell target refused");
             return Outcome::failed(refused);
         }
-    };
-    cmd.args(args)
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .env("WAKEPLANE_SCHEDULE_ID", &identity.schedule_id)
-        .env("WAKEPLANE_RUN_ID", &identity.run_id)
-        .env("WAKEPLANE_OCCURRENCE_KEY", &identity.occurrence_key)
-        .env("WAKEPLANE_ATTEMPT", identity.attempt.to_string())
-        .env("WAKEPLANE_NOMINAL_TIME", identity.nominal_time_rfc3339());
-    die_with_the_server(&mut cmd);
-
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => {
+        Err(SpawnError::Start(e)) => {
             tracing::debug!(run_id = %identity.run_id, command, error = %e, "failed to start command");
             return Outcome::failed(format!("failed to start command {command:?}: {e}"));
         }
@@ -134,10 +127,36 @@ pub(crate) async fn execute(
     }
 }
 
+/// The command for `command` and `args` under `policy`: checked, in its fresh working
+/// directory (returned, to be held until the command has ended), in a process group of
+/// its own, with the policy's environment plus the run's identity. `Err` is a refusal.
+fn prepare(
+    policy: &ShellPolicy,
+    command: &str,
+    args: &[String],
+    identity: &RunIdentity,
+) -> Result<(Command, Workdir), String> {
+    let mut cmd = Command::new(command);
+    let workdir = super::guard::prepare_shell(policy, command, identity, &mut cmd)?;
+    cmd.args(args)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .env("WAKEPLANE_SCHEDULE_ID", &identity.schedule_id)
+        .env("WAKEPLANE_RUN_ID", &identity.run_id)
+        .env("WAKEPLANE_OCCURRENCE_KEY", &identity.occurrence_key)
+        .env("WAKEPLANE_ATTEMPT", identity.attempt.to_string())
+        .env("WAKEPLANE_NOMINAL_TIME", identity.nominal_time_rfc3339());
+    die_with_the_server(&mut cmd);
+    Ok((cmd, workdir))
+}
+
 /// Asks the kernel to SIGKILL the command when the thread that spawned it dies, so a
 /// server killed outright (SIGKILL, OOM) leaves no command running on behind the run that
-/// recovery is about to fail and retry. Commands are spawned from the executor pool's
-/// arbiter thread, which lives as long as the scheduler. Linux only; grandchildren that
+/// recovery is about to fail and retry. Commands are spawned from the spawner threads
+/// (`super::spawner`), which live as long as the process. Linux only; grandchildren that
 /// the command forked are not covered (the process-group kill on timeout and cancel is).
 fn die_with_the_server(cmd: &mut Command) {
     #[cfg(target_os = "linux")]
