@@ -3,7 +3,7 @@
 //! claimed run to one.
 //!
 //! The pool claims in batches (one transaction claims and starts as many queued runs as it
-//! has idle executors; see `leases::claim_and_start`), with up to two batches in flight so
+//! has idle executors; see `leases::claim_and_start`), with up to four batches in flight so
 //! executors freed during one claim are refilled by the next without waiting for it; a
 //! burst of due runs costs a few transactions rather than two per run. An executor executes the target
 //! under timeout and cancellation while renewing the lease every TTL/2 and hands the
@@ -44,9 +44,10 @@ pub struct ExecutorDeps {
 /// Most runs claimed, or recorded, in one batch.
 const MAX_CLAIM_BATCH: usize = 64;
 /// Claim batches in flight at once (each for executors reserved when it was cut).
-const MAX_CLAIMS_IN_FLIGHT: usize = 2;
-/// How far into the queue a second batch looks for runs of schedules not locked by the
-/// first (behind one busy schedule's thousands of runs, a burst's others wait their turn).
+const MAX_CLAIMS_IN_FLIGHT: usize = 4;
+/// How far into the queue a further batch looks for runs of schedules not locked by the
+/// batches in flight (behind one busy schedule's thousands of runs, a burst's others wait
+/// their turn).
 const UNLOCKED_SCAN: usize = 256;
 /// Recording one outcome through an outage: 100 ms doubling, at most 2 s.
 const RECORD_BACKOFF: Backoff =
@@ -117,11 +118,11 @@ impl ExecutorPool {
         let room = self.idle.len().min(MAX_CLAIM_BATCH);
         let jobs: Vec<Execute> = match self.claims_in_flight {
             0 => self.queue.drain(..room.min(self.queue.len())).collect(),
-            // A second batch only when it is worth a transaction of its own (a run or two
-            // cost as much as a full batch), and only of schedules the batch in flight has
-            // not locked: their runs would wait for its commit, and their executors with
-            // them, instead of joining the next batch.
-            n if n < MAX_CLAIMS_IN_FLIGHT => self.take_unlocked(room, (self.size / 4).max(1)),
+            // Another batch only when it is worth a transaction of its own (a run or two
+            // cost as much as a full batch), and only of schedules no batch in flight has
+            // locked: their runs would wait for its commit, and their executors with them,
+            // instead of joining the next batch.
+            n if n < MAX_CLAIMS_IN_FLIGHT => self.take_unlocked(room, (self.size / 8).max(1)),
             _ => Vec::new(),
         };
         if !jobs.is_empty() {
