@@ -339,6 +339,21 @@ pub(crate) mod test_support {
                 .unwrap_or_default(),
         }
     }
+
+    /// Alive = exists and is not a zombie (a zombie may linger if nobody reaps orphans).
+    pub(crate) fn is_alive(pid: i32) -> bool {
+        // SAFETY: signal 0 only checks for existence.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            return false;
+        }
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+                .unwrap_or(true),
+            Err(_) => false,
+        }
+    }
 }
 
 #[cfg(test)]

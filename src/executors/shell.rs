@@ -291,7 +291,7 @@ mod tests {
 
     use super::*;
     use crate::domain::schedule::Target;
-    use crate::executors::test_support::identity;
+    use crate::executors::test_support::{identity, is_alive};
     use crate::executors::{Executors, WorkflowRegistry, RECEIPT_BODY_LIMIT};
 
     fn sh(script: &str) -> Target {
@@ -318,21 +318,6 @@ mod tests {
             .unwrap_or_else(|| panic!("no {kind} receipt in {outcome:?}"));
         assert_eq!(r.content_type, TEXT_PLAIN);
         &r.body
-    }
-
-    /// Alive = exists and is not a zombie (a zombie may linger if nobody reaps orphans).
-    fn is_alive(pid: i32) -> bool {
-        // SAFETY: signal 0 only checks for existence.
-        if unsafe { libc::kill(pid, 0) } != 0 {
-            return false;
-        }
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => stat
-                .rsplit_once(')')
-                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-                .unwrap_or(true),
-            Err(_) => false,
-        }
     }
 
     async fn wait_dead(pid: i32) -> bool {

@@ -167,6 +167,7 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     use super::*;
+    use crate::executors::test_support::is_alive;
 
     fn sh(script: &str) -> Command {
         let mut cmd = Command::new("/bin/sh");
@@ -176,17 +177,6 @@ mod tests {
             .stdout(Stdio::piped())
             .kill_on_drop(true);
         cmd
-    }
-
-    /// Alive = exists and is not a zombie.
-    fn is_alive(pid: i32) -> bool {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => stat
-                .rsplit_once(')')
-                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-                .unwrap_or(true),
-            Err(_) => false,
-        }
     }
 
     #[tokio::test]
