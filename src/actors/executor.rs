@@ -66,8 +66,9 @@ pub struct ExecutorPool {
     claiming: HashSet<String>,
     /// Claim batches in flight (at most [`MAX_CLAIMS_IN_FLIGHT`]).
     claims_in_flight: usize,
-    /// Schedules whose rows the claims in flight lock, with how many of their runs.
-    locked: HashMap<String, usize>,
+    /// Schedules whose rows the claims in flight lock. Each is in one batch only: only a
+    /// batch cut with none in flight may take a locked schedule's runs.
+    locked: HashSet<String>,
     /// Runs asked to stop while their claim was in flight.
     cancelled_while_claiming: HashSet<String>,
     /// Executed runs whose outcome is not recorded yet.
@@ -91,7 +92,7 @@ impl ExecutorPool {
             running: HashMap::new(),
             claiming: HashSet::new(),
             claims_in_flight: 0,
-            locked: HashMap::new(),
+            locked: HashSet::new(),
             cancelled_while_claiming: HashSet::new(),
             to_record: Vec::new(),
             recording: 0,
@@ -129,9 +130,8 @@ impl ExecutorPool {
             let batch = jobs.len();
             let reserved: Vec<usize> = self.idle.split_off(self.idle.len() - batch);
             self.claiming.extend(jobs.iter().map(|j| j.run_id.clone()));
-            for job in &jobs {
-                *self.locked.entry(job.schedule_id.clone()).or_default() += 1;
-            }
+            self.locked
+                .extend(jobs.iter().map(|j| j.schedule_id.clone()));
             self.claims_in_flight += 1;
             let requests: Vec<ClaimRequest> = jobs
                 .iter()
@@ -178,7 +178,7 @@ impl ExecutorPool {
             .iter()
             .take(UNLOCKED_SCAN)
             .enumerate()
-            .filter(|(_, job)| !self.locked.contains_key(&job.schedule_id))
+            .filter(|(_, job)| !self.locked.contains(&job.schedule_id))
             .map(|(i, _)| i)
             .take(room)
             .collect();
@@ -294,12 +294,7 @@ impl ExecutorPool {
         self.claims_in_flight -= 1;
         for job in &jobs {
             self.claiming.remove(&job.run_id);
-            if let Some(n) = self.locked.get_mut(&job.schedule_id) {
-                *n -= 1;
-                if *n == 0 {
-                    self.locked.remove(&job.schedule_id);
-                }
-            }
+            self.locked.remove(&job.schedule_id);
         }
         // A failed batch leaves every run as it was: waiting, or claimed until recovery.
         let claims: Vec<Result<Claim, String>> = match res {

@@ -482,8 +482,7 @@ impl ScheduleActor {
             act.runs.retry_timers.remove(&id);
             let _span = act.span("retry").entered();
             tracing::info!(run_id = %id, "run due");
-            act.runs.waiting.push((due, id));
-            act.runs.waiting.sort();
+            act.runs.queue_waiting(due, id);
             act.dispatch(ctx);
         });
         self.runs.retry_timers.insert(run_id, handle);
@@ -787,8 +786,7 @@ impl Handler<RunEnded> for ScheduleActor {
                 }
             }
             RunEnd::NoCapacity => {
-                self.runs.waiting.push((store::now(), msg.run_id));
-                self.runs.waiting.sort();
+                self.runs.queue_waiting(store::now(), msg.run_id);
                 if self.capacity_retry.is_none() {
                     self.capacity_retry = Some(ctx.run_later(CAPACITY_RETRY, |act, ctx| {
                         act.capacity_retry = None;

@@ -206,13 +206,7 @@ struct GroupGuard {
 impl GroupGuard {
     fn kill(&self) {
         if let Some(pgid) = self.pgid {
-            if pgid > 0 {
-                // SAFETY: kill(2) has no memory-safety preconditions; a negative pid
-                // addresses the process group.
-                unsafe {
-                    libc::kill(-pgid, libc::SIGKILL);
-                }
-            }
+            super::spawner::kill_group(pgid);
         }
     }
 

@@ -145,15 +145,21 @@ impl<T> Started<T> {
 impl<T> Drop for Started<T> {
     fn drop(&mut self) {
         let pid = self.0.as_ref().and_then(|(child, _)| child.id());
-        if let Some(pgid) = pid
-            .and_then(|pid| i32::try_from(pid).ok())
-            .filter(|&p| p > 0)
-        {
-            // SAFETY: kill(2) has no memory-safety preconditions; a negative pid
-            // addresses the process group, which is the child's own (process_group(0)).
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
+        // The group is the child's own (process_group(0)).
+        if let Some(pgid) = pid.and_then(|pid| i32::try_from(pid).ok()) {
+            kill_group(pgid);
+        }
+    }
+}
+
+/// SIGKILLs process group `pgid` (nothing for a non-positive id, which would name the
+/// caller's own group or every process).
+pub(super) fn kill_group(pgid: i32) {
+    if pgid > 0 {
+        // SAFETY: kill(2) has no memory-safety preconditions; a negative pid addresses
+        // the process group.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
         }
     }
 }

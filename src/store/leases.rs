@@ -128,12 +128,8 @@ struct AdmissionRow {
 /// statement started after the locks sees every claim committed before them): each
 /// schedule's active runs (claimed or running, on any node), and which requested runs
 /// still wait and are due — only those may take a capacity slot ([`start_with_leases`]
-/// re-checks against anything else).
-///
-/// The active count uses a literal status set so the plan can use the partial index
-/// `schedule_runs_active_idx`; the requested runs are read by primary key only (a
-/// schedule's thousands of other waiting runs must not tempt the planner into its
-/// waiting-runs index).
+/// re-checks against anything else). How the statement reads them:
+/// [`statements::Admission`].
 fn admission(
     conn: &mut PgConnection,
     schedule_ids: &[&str],

@@ -29,6 +29,13 @@ pub(super) struct InFlight {
 }
 
 impl InFlight {
+    /// Queues one due run, keeping `waiting` in (due time, id) order.
+    pub(super) fn queue_waiting(&mut self, due: DateTime<Utc>, id: String) {
+        let entry = (due, id);
+        let at = self.waiting.partition_point(|e| *e <= entry);
+        self.waiting.insert(at, entry);
+    }
+
     fn is_empty(&self) -> bool {
         self.waiting.is_empty()
             && self.active.is_empty()
@@ -72,6 +79,19 @@ impl std::ops::DerefMut for Runs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queued_runs_keep_the_order_a_sort_would_give() {
+        let t = |s: i64| DateTime::<Utc>::from_timestamp(s, 0).unwrap_or_default();
+        let mut runs = InFlight::default();
+        for (due, id) in [(5, "b"), (1, "z"), (5, "a"), (9, "c"), (1, "y")] {
+            runs.queue_waiting(t(due), id.to_string());
+        }
+        let mut sorted = runs.waiting.clone();
+        sorted.sort();
+        assert_eq!(runs.waiting, sorted);
+        assert_eq!(runs.waiting[0], (t(1), "y".to_string()));
+    }
 
     #[test]
     fn runs_in_flight_are_boxed_only_while_there_are_some() {

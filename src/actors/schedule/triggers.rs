@@ -95,11 +95,7 @@ impl ScheduleActor {
     fn triggered(&mut self, t: PendingTrigger, res: Result<RunRow, CommandError>) {
         if let Ok(run) = &res {
             tracing::info!(run_id = %run.id, "manual run triggered");
-            let at = self
-                .runs
-                .waiting
-                .partition_point(|(due, _)| *due <= run.due_time);
-            self.runs.waiting.insert(at, (run.due_time, run.id.clone()));
+            self.runs.queue_waiting(run.due_time, run.id.clone());
         }
         // The caller may have gone (a closed connection): the run stays recorded.
         let _ = t.reply.send(res);

@@ -9,6 +9,7 @@ use diesel::connection::SimpleConnection;
 
 use crate::env::{progress, Api, Database, InProcessServer, ServerTuning};
 use crate::report;
+use crate::scrape::Scrape;
 
 #[derive(Debug, clap::Args)]
 pub struct RetentionArgs {
@@ -65,14 +66,10 @@ pub fn seed_old_runs(db: &Database, n: usize) -> Result<()> {
 
 /// The server's `runs_retention_deleted_total`.
 pub async fn deleted_so_far(api: &Api) -> Result<u64> {
-    let (status, body) = api.get("/v1/metrics").await?;
-    if status != 200 {
-        return Err(anyhow!("/v1/metrics answered {status}"));
-    }
-    let text = body.as_str().unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("runs_retention_deleted_total "))
-        .and_then(|v| v.trim().parse().ok())
+    Scrape::of(api)
+        .await?
+        .value("runs_retention_deleted_total")
+        .map(|v| v as u64)
         .ok_or_else(|| anyhow!("no runs_retention_deleted_total in /v1/metrics"))
 }
 
